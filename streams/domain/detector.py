@@ -1,0 +1,221 @@
+"""The detection engine: many children's cases, one event-time clock, the deadlines in between.
+
+The same engine runs the inline backtest (all children in one process) and each partition of
+the live pipeline (the children of that partition, with their cases in a changelog-backed table
+passed in as ``states``).
+
+>>> from streams.domain.events import Incident, HouseholdChild, IncidentType
+>>> from streams.domain.time import HOUR, parse_rfc3339
+>>> d = Detector()
+>>> t = parse_rfc3339("2024-03-06T10:00:00Z")  # a Wednesday
+>>> kids = (HouseholdChild("C1", True, 9),)
+>>> d.feed(Incident("e1", t, "I1", IncidentType.DOMESTIC_ABUSE, None, kids))
+[]
+>>> sorted(str(a.rule_id) for a in d.finish(until=t + 30 * HOUR))
+['SG01', 'SG02']
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from dataclasses import dataclass
+
+from streams.domain.alerts import Alert, Mode
+from streams.domain.case import CaseState, Context, advance, apply_event, prune
+from streams.domain.events import Event, Incident
+from streams.domain.params import Params
+from streams.domain.time import DAY, Millis
+
+_NEVER = -(2**62)
+_FOREVER = 2**62
+
+
+def wall_clock_ms() -> Millis:
+    """Processing time now; the one impure default, replaced in tests."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class DetectorStats:
+    events: int = 0
+    """Events fed, duplicates and late ones included."""
+    duplicates: int = 0
+    late: int = 0
+    """Applied although older than the clock (beyond the allowed lateness)."""
+    too_late: int = 0
+    """Dropped: older than the clock by more than the retention."""
+    alert_versions: int = 0
+    """Alert versions produced (a raise, then each status change)."""
+
+
+class Detector:
+    """Feed events in any number of calls; read alert versions as they are produced.
+
+    ``feed`` applies one event and advances the clock to the new watermark; ``tick`` advances
+    the clock by processing time (live mode) without an event; ``finish`` advances it to the end
+    of a replay. Each returns the alert versions produced, in order. ``alerts`` gives the latest
+    version of every alert.
+    """
+
+    def __init__(
+        self,
+        params: Params | None = None,
+        *,
+        mode: Mode = Mode.REPLAY,
+        until: Millis | None = None,
+        now: Callable[[], Millis] = wall_clock_ms,
+        states: MutableMapping[str, CaseState] | None = None,
+    ) -> None:
+        self.params = params or Params()
+        self.ctx = Context(self.params, mode, until, 0)
+        self._now = now
+        self.states: MutableMapping[str, CaseState] = {} if states is None else states
+        self.clock: Millis = _NEVER
+        """The watermark: deadlines before it have been evaluated."""
+        self.max_seen: Millis = _NEVER
+        self.stats = DetectorStats()
+        self._wakeups: list[tuple[Millis, str]] = []
+        self._scheduled: dict[str, Millis] = {}
+        self._final: list[Alert] = []
+        for child_id, state in self.states.items():
+            self._schedule(child_id, state)
+
+    # -- input -----------------------------------------------------------------------------
+
+    def feed(self, event: Event) -> list[Alert]:
+        """Apply one event, then move the clock to its watermark."""
+        stats = self.stats
+        stats.events += 1
+        at = event.occurred_at
+        clock = self.clock
+        if at < clock - self.params.retention:
+            stats.too_late += 1
+            return []
+        ctx = self.ctx
+        ctx.now = self._now()
+        states = self.states
+        out: list[Alert] = []
+        if type(event) is Incident:
+            children: Iterable[str] = dict.fromkeys(c.child_id for c in event.children)
+        else:
+            children = (event.child_id,)
+        duplicate = False
+        for child_id in children:
+            state = states.get(child_id)
+            if state is None:
+                state = CaseState(child_id)
+            elif event.event_id in state.seen:
+                duplicate = True
+                continue
+            out += apply_event(state, event, clock, ctx)
+            states[child_id] = state
+            self._schedule(child_id, state)
+        if duplicate:
+            stats.duplicates += 1
+        elif at < clock:
+            stats.late += 1
+        if at > self.max_seen:
+            self.max_seen = at
+            out += self._advance(at - self.params.lateness)
+        stats.alert_versions += len(out)
+        return out
+
+    def feed_all(self, events: Iterable[Event]) -> list[Alert]:
+        out: list[Alert] = []
+        for event in events:
+            out += self.feed(event)
+        return out
+
+    def observe(self, event_time: Millis) -> list[Alert]:
+        """A clock tick carrying an event time (a replay's ticks): as an event without facts."""
+        if event_time > self.max_seen:
+            self.max_seen = event_time
+            self.ctx.now = self._now()
+            return self._counted(self._advance(event_time - self.params.lateness))
+        return []
+
+    def tick(self, wall_time: Millis | None = None) -> list[Alert]:
+        """Live mode: processing time also advances the clock (minus the same lateness)."""
+        now = self._now() if wall_time is None else wall_time
+        self.ctx.now = now
+        return self._counted(self._advance(now - self.params.lateness))
+
+    def finish(self, until: Millis | None = None) -> list[Alert]:
+        """End of a replay: advance the clock to ``until`` (default: the greatest event time
+        seen, or the ``until`` given at construction) and fire every deadline up to it."""
+        if until is None:
+            until = self.ctx.until if self.ctx.until is not None else self.max_seen
+        if until == _NEVER:
+            return []
+        self.ctx.until = until if self.ctx.until is None else min(until, self.ctx.until)
+        self.ctx.now = self._now()
+        return self._counted(self._advance(until + 1))  # deadlines due <= until fire
+
+    # -- output ----------------------------------------------------------------------------
+
+    def drain_final(self) -> list[Alert]:
+        """Alerts that can no longer change (their facts aged out of the retention)."""
+        final, self._final = self._final, []
+        return final
+
+    def alerts(self) -> list[Alert]:
+        """The latest version of every alert not yet drained, by (raised_at, rule, child)."""
+        return sorted(self._iter_alerts(), key=_alert_order)
+
+    def _iter_alerts(self) -> Iterator[Alert]:
+        yield from self._final
+        for state in self.states.values():
+            yield from state.alerts.values()
+
+    # -- the clock -------------------------------------------------------------------------
+
+    def _counted(self, out: list[Alert]) -> list[Alert]:
+        self.stats.alert_versions += len(out)
+        return out
+
+    def _advance(self, target: Millis) -> list[Alert]:
+        until = self.ctx.until
+        if until is not None and target > until + 1:
+            target = until + 1  # deadlines after --until never fire
+        if target <= self.clock:
+            return []
+        self.clock = target
+        out: list[Alert] = []
+        heap = self._wakeups
+        scheduled = self._scheduled
+        states = self.states
+        ctx = self.ctx
+        retention = self.params.retention
+        horizon = target - retention
+        while heap and heap[0][0] < target:
+            wake, child_id = heapq.heappop(heap)
+            if scheduled.get(child_id) != wake:
+                continue  # superseded by an earlier wakeup for the same child
+            del scheduled[child_id]
+            state = states.get(child_id)
+            if state is None:
+                continue
+            out += advance(state, target, ctx)
+            if state.latest < horizon or horizon >= state.pruned_to + DAY:
+                self._final += prune(state, horizon)
+            if state.is_empty():
+                del states[child_id]
+                continue
+            states[child_id] = state
+            self._schedule(child_id, state)
+        return out
+
+    def _schedule(self, child_id: str, state: CaseState) -> None:
+        wake = state.latest + self.params.retention
+        due = state.next_wakeup
+        if due is not None and due < wake:
+            wake = due
+        if wake < self._scheduled.get(child_id, _FOREVER):
+            self._scheduled[child_id] = wake
+            heapq.heappush(self._wakeups, (wake, child_id))
+
+
+def _alert_order(a: Alert) -> tuple[Millis, str, str, str]:
+    return (a.raised_at, a.rule_id, a.child_id, a.trigger_id)

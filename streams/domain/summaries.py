@@ -1,0 +1,137 @@
+"""Sentences for practitioners, built from fields only (never from free text in events)."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from streams.domain.alerts import RuleId
+from streams.domain.time import Millis, to_datetime
+
+_LONDON = ZoneInfo("Europe/London")
+
+
+def local(ms: Millis) -> str:
+    """``Mon 04 Mar 2024 18:05`` in UK local time."""
+    return to_datetime(ms).astimezone(_LONDON).strftime("%a %d %b %Y %H:%M")
+
+
+def ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ``11th``, ``12th``, ``13th``, ``21st``.
+
+    >>> [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 103)]
+    ['1st', '2nd', '3rd', '4th', '11th', '12th', '13th', '21st', '22nd', '103rd']
+    """
+    if 10 <= n % 100 <= 20:
+        return f"{n}th"
+    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th') }"
+
+
+_ACTIONS: dict[RuleId, str] = {
+    RuleId.SG01: "Refer the child to children's social care (MASH) now and record the referral "
+    "against the incident.",
+    RuleId.SG02: "Send the Operation Encompass notification to the child's school before the "
+    "school day starts.",
+    RuleId.SG03: "A supervisor must review and confirm the risk assessment of this missing child "
+    "now.",
+    RuleId.SG04: "Re-grade the episode as missing with a proper risk assessment; consider the "
+    "child's history and any exploitation risk.",
+    RuleId.SG05: "Refer this repeat missing child to children's social care and consider a "
+    "multi-agency risk-management meeting.",
+    RuleId.SG06: "Arrange the return home interview now and record it against the episode.",
+    RuleId.SG07: "Review the risk grading of this long missing episode and escalate the search.",
+    RuleId.SG08: "Refer the child to children's social care: domestic abuse and a missing episode "
+    "together are a cumulative risk.",
+}
+
+
+def describe(rule: RuleId, due: Millis, facts: dict[str, Any]) -> tuple[str, str]:
+    """(summary, recommended action) for an alert of ``rule`` due at ``due``."""
+    return _SUMMARIES[rule](due, facts), _ACTIONS[rule]
+
+
+def _sg01(due: Millis, f: dict[str, Any]) -> str:
+    inc = f["incident"]
+    where = "present at" if inc.present else "living in the household of (not present at)"
+    dash = " graded DASH high risk" if inc.dash_high else ""
+    return (
+        f"Child {where} a domestic abuse incident{dash} on {local(inc.at)}; no referral to "
+        f"children's social care by {local(due)}."
+    )
+
+
+def _sg02(due: Millis, f: dict[str, Any]) -> str:
+    inc = f["incident"]
+    age = f"aged {inc.age}" if inc.age is not None else "of unknown age"
+    return (
+        f"Child {age} listed in a domestic abuse incident on {local(inc.at)}; the school was "
+        f"not notified (Operation Encompass) by {local(due)}."
+    )
+
+
+def _sg03(due: Millis, f: dict[str, Any]) -> str:
+    rep = f["report"]
+    grade = rep.risk.value.replace("_", " ").lower()
+    return (
+        f"Child reported missing on {local(rep.at)} graded {grade}; no supervisory risk review "
+        f"by {local(due)}."
+    )
+
+
+def _sg04(due: Millis, f: dict[str, Any]) -> str:
+    rep = f["report"]
+    grade = rep.risk.value.replace("_", " ").lower()
+    n = f["prior"]
+    what = "earlier missing episode or domestic abuse incident" + ("s" if n != 1 else "")
+    return (
+        f"Looked-after child reported missing on {local(rep.at)} graded {grade} despite {n} "
+        f"{what} in the previous 90 days."
+    )
+
+
+def _sg05(due: Millis, f: dict[str, Any]) -> str:
+    rep = f["report"]
+    return (
+        f"Child reported missing for the {ordinal(f['episodes'])} time in 90 days on "
+        f"{local(rep.at)}; no referral to children's social care by {local(due)}."
+    )
+
+
+def _sg06(due: Millis, f: dict[str, Any]) -> str:
+    ret = f["returned"]
+    return (
+        f"Child returned from a missing episode on {local(ret.at)}; no return home interview "
+        f"by {local(due)} (72 hours)."
+    )
+
+
+def _sg07(due: Millis, f: dict[str, Any]) -> str:
+    rep = f["report"]
+    grade = f["risk"].value.replace("_", " ").lower()
+    return (
+        f"Child missing since {local(rep.at)}, still not found at {local(due)} and still "
+        f"graded {grade}."
+    )
+
+
+def _sg08(due: Millis, f: dict[str, Any]) -> str:
+    if f["later"] == "incident":
+        first, then = "a missing episode", "a domestic abuse incident"
+    else:
+        first, then = "a domestic abuse incident", "a missing episode"
+    return (
+        f"Child had {first} on {local(f['earlier_at'])} and {then} on {local(f['later_at'])}; "
+        f"no referral to children's social care by {local(due)}."
+    )
+
+
+_SUMMARIES = {
+    RuleId.SG01: _sg01,
+    RuleId.SG02: _sg02,
+    RuleId.SG03: _sg03,
+    RuleId.SG04: _sg04,
+    RuleId.SG05: _sg05,
+    RuleId.SG06: _sg06,
+    RuleId.SG07: _sg07,
+    RuleId.SG08: _sg08,
+}
