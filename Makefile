@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Apache Kafka's broker jars from Maven Central, for the integration tests (Java 17 and Maven).
+KAFKA_POM := deploy/kafka/pom.xml
+KAFKA_JARS := deploy/kafka/lib/.built
 
 .PHONY: run test venv lint typecheck bench clean kafka-jars
 
@@ -19,7 +22,7 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/safeguarding run
 
-test: $(STAMP)
+test: $(STAMP) $(KAFKA_JARS)
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -28,6 +31,14 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy streams
+
+kafka-jars: $(KAFKA_JARS)
+
+$(KAFKA_JARS): $(KAFKA_POM)
+	@command -v java >/dev/null || { echo "kafka-jars: java not found: apt-get install -y openjdk-17-jre-headless" >&2; exit 1; }
+	@command -v mvn >/dev/null || { echo "kafka-jars: mvn not found: apt-get install -y maven" >&2; exit 1; }
+	mvn -q -B -f $(KAFKA_POM) clean package
+	touch $@
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_inline.py
