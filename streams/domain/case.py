@@ -221,7 +221,7 @@ def apply_event(case: CaseState, event: Event, clock: Millis, ctx: Context) -> l
         heapq.heappush(push, (at + p.cumulative_deadline, RuleId.SG08, iid))
 
     if at < clock or moved_anchor:
-        return _reevaluate(case, clock, ctx)
+        return _reevaluate(case, clock, ctx, since=min(at, clock))
     out = _check_sg04(case, event, ctx)
     if case.alerts:
         out.extend(_refresh(case, ctx, check_breach=False))
@@ -281,9 +281,10 @@ def drain(case: CaseState) -> list[Alert]:
 # Re-evaluation after a late event, and status refresh
 
 
-def _reevaluate(case: CaseState, clock: Millis, ctx: Context) -> list[Alert]:
-    """A late event arrived: evaluate every deadline already passed, refresh every alert."""
-    out = _refresh(case, ctx, check_breach=True)
+def _reevaluate(case: CaseState, clock: Millis, ctx: Context, since: Millis) -> list[Alert]:
+    """A late event at ``since`` arrived (or one moved an anchor): evaluate every deadline
+    already passed, refresh every alert it can touch."""
+    out = _refresh(case, ctx, check_breach=True, since=since)
     candidates: list[tuple[Millis, str, str]] = []
     p = ctx.params
     for f in case.incidents.values():
@@ -316,37 +317,55 @@ def _reevaluate(case: CaseState, clock: Millis, ctx: Context) -> list[Alert]:
     return out
 
 
-def _refresh(case: CaseState, ctx: Context, *, check_breach: bool) -> list[Alert]:
-    """Recompute every alert from the facts; return the versions that changed.
+def _refresh(
+    case: CaseState, ctx: Context, *, check_breach: bool, since: Millis | None = None
+) -> list[Alert]:
+    """Recompute alerts from the facts; return the versions that changed.
 
     Without ``check_breach`` (an event in order) only the resolution can change. With it (a
-    late event, or one that moved an episode's first report or return) the whole alert is
-    evaluated again: one whose rule turns out to have been met in time becomes WITHDRAWN.
+    late event at ``since``, or one that moved an episode's first report or return) each alert
+    whose deadline is not before ``since`` is evaluated again: one whose rule turns out to have
+    been met in time becomes WITHDRAWN. Earlier deadlines cannot depend on the event.
+
+    A resolution never goes away: facts only disappear by pruning, and an action that was
+    taken stays taken, so ``resolved_at`` only ever moves earlier.
     """
     out: list[Alert] = []
     for key, alert in case.alerts.items():
-        if not check_breach and alert.status is AlertStatus.WITHDRAWN:
-            continue
         rule, trigger = key
-        if check_breach:
+        if check_breach and (since is None or alert.due_at >= since):
             fresh = _evaluate(case, RuleId(rule), trigger, ctx)
             if fresh is None:
                 if alert.status is AlertStatus.WITHDRAWN:
                     continue
                 new = _replace_status(alert, AlertStatus.WITHDRAWN, _met_at(case, alert), ctx)
-            elif _content(fresh) == _content(alert):
-                continue
             else:
+                if alert.status is not AlertStatus.WITHDRAWN:
+                    resolved_at = _earliest(fresh.resolved_at, alert.resolved_at)
+                    if resolved_at != fresh.resolved_at:
+                        fresh = _replace_status(fresh, AlertStatus.RESOLVED, resolved_at, ctx)
+                if _content(fresh) == _content(alert):
+                    continue
                 new = fresh
         else:
-            resolved_at = _resolution(case, RuleId(rule), trigger, alert.due_at)
+            if alert.status is AlertStatus.WITHDRAWN:
+                continue
+            found = _resolution(case, RuleId(rule), trigger, alert.due_at)
+            resolved_at = _earliest(found, alert.resolved_at)
             if resolved_at == alert.resolved_at:
                 continue
-            status = AlertStatus.RESOLVED if resolved_at is not None else AlertStatus.RAISED
-            new = _replace_status(alert, status, resolved_at, ctx)
+            new = _replace_status(alert, AlertStatus.RESOLVED, resolved_at, ctx)
         case.alerts[key] = new
         out.append(new)
     return out
+
+
+def _earliest(a: Millis | None, b: Millis | None) -> Millis | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a < b else b
 
 
 def _content(a: Alert) -> tuple[object, ...]:

@@ -734,3 +734,20 @@ def test_alert_carries_the_fields_of_spec_section_5() -> None:
     assert alert.recommended_action
     assert alert.mode == "replay"
     assert alert.resolved_at is None
+
+
+def test_a_resolution_survives_the_pruning_of_its_action() -> None:
+    """Found by the generator's ground truth: a late referral resolved SG05; 180 days later the
+    referral aged out of the retention and a new event of the child made the alert RAISED
+    again. An action taken stays taken."""
+    events = [
+        reported("E1", "C1", t(days=-27), LOW),
+        reported("E2", "C1", t(days=-15), LOW),
+        reported("E3", "C1", t(), LOW),
+        referral("C1", t(hours=60), episode="E3"),
+        interview("E3", "C1", t(days=7)),
+        returned("E8", "C1", t(days=182)),
+        returned("E9", "C1", t(days=190)),
+    ]
+    events += [referral("Z", t(hours=6 * i), Agency.HEALTH) for i in range(-120, 800)]
+    assert only("SG05", run(events)) == {a("SG05", "C1", "E3", HIGH, RESOLVED)}
