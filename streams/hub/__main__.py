@@ -2,6 +2,9 @@
 
 - ``python -m streams.hub --demo [--port 6066]``: the hub on 127.0.0.1 with made-up alerts and an
   in-memory loop standing in for the ``alert-actions`` topic;
+- ``python -m streams.hub serve [--bootstrap B] [--topic-prefix P] [--port N]``: the real hub on
+  Kafka (what ``safeguarding hub`` runs: :func:`streams.hub.serve.main_hub`); options override
+  the settings' environment variables;
 - ``python -m streams.hub hash-password``: a ``password_hash`` for a users file (reads the
   password from the terminal, or from standard input when piped);
 - ``python -m streams.hub new-token --user NAME``: a bearer token and its users-file entry.
@@ -27,16 +30,11 @@ from streams.hub.app import DEFAULT_HOST, DEFAULT_PORT, create_app, start_hub, w
 from streams.hub.auth import hash_password, load_users, new_token, token_digest
 from streams.hub.demo import run_demo_feed
 from streams.hub.feed import HubFeed
+from streams.hub.serve import login_banner, main_hub
 from streams.hub.state import HubState
+from streams.settings import Settings
 
-
-def login_banner(url: str, user: str, password: str | None) -> str:
-    """What ``run`` prints so a person can sign in (the password only when it was generated)."""
-    lines = [f"Safeguarding hub: {url}", f"  user:     {user}"]
-    lines.append(
-        f"  password: {password}" if password else "  password: (SAFEGUARDING_HUB_PASSWORD)"
-    )
-    return "\n".join(lines)
+__all__ = ["login_banner", "main"]
 
 
 async def _demo(host: str, port: int, every_s: float) -> None:
@@ -72,10 +70,19 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", nargs="?", choices=["demo", "hash-password", "new-token"])
+    parser.add_argument(
+        "command", nargs="?", choices=["demo", "serve", "hash-password", "new-token"]
+    )
     parser.add_argument("--demo", action="store_true", help="same as the demo command")
-    parser.add_argument("--host", default=DEFAULT_HOST)
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--host", help=f"default {DEFAULT_HOST} (serve: SAFEGUARDING_HUB_HOST)")
+    parser.add_argument(
+        "--port", type=int, help=f"default {DEFAULT_PORT} (serve: SAFEGUARDING_HUB_PORT; 0: any)"
+    )
+    parser.add_argument("--bootstrap", help="serve: Kafka bootstrap (KAFKA_BOOTSTRAP_SERVERS)")
+    parser.add_argument("--topic-prefix", help="serve: topic prefix (SAFEGUARDING_TOPIC_PREFIX)")
+    parser.add_argument(
+        "--show-replay", action="store_true", help="serve: also show alerts with mode replay"
+    )
     parser.add_argument("--every", type=float, default=30.0, help="seconds between demo alerts")
     parser.add_argument("--user", help="for new-token: the user the token acts as")
     args = parser.parse_args(argv)
@@ -101,10 +108,20 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps({"user": args.user, "token_sha256": token_digest(token)}),
         )
         return 0
+    if args.command == "serve":
+        settings = Settings.from_env(
+            bootstrap=args.bootstrap,
+            topic_prefix=args.topic_prefix,
+            hub_host=args.host,
+            hub_port=args.port,
+        )
+        return main_hub(settings, show_replay=True if args.show_replay else None)
     if args.command == "demo" or args.demo:
         logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")
+        host = args.host or DEFAULT_HOST
+        port = DEFAULT_PORT if args.port is None else args.port
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_demo(args.host, args.port, args.every))
+            asyncio.run(_demo(host, port, args.every))
         return 0
     parser.print_help()
     return 2

@@ -231,14 +231,24 @@ def runner_kwargs() -> dict[str, Any]:
     return {"access_log_class": RedactingAccessLogger, "access_log": ACCESS_LOGGER}
 
 
+SHUTDOWN_TIMEOUT_S = 5.0
+"""Seconds a stopping hub waits for requests in flight (aiohttp's default is 60)."""
+
+
 async def start_hub(
     app: web.Application, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
 ) -> web.AppRunner:
-    """Serve ``app`` on host:port; ``await runner.cleanup()`` stops it."""
-    runner = web.AppRunner(app, **runner_kwargs())
+    """Serve ``app`` on host:port (0: a free port, see ``runner.addresses``);
+    ``await runner.cleanup()`` stops it."""
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, **runner_kwargs())
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    log.info("hub_started", url=f"http://{host}:{port}/")
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound = runner.addresses[0][1] if runner.addresses else port
+    log.info("hub_started", url=f"http://{host}:{bound}/")
     return runner
 
 
