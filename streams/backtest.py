@@ -7,6 +7,7 @@ as the clock passes them, so memory stays flat however long the history is.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ import orjson
 
 from streams import codec
 from streams.domain.alerts import Alert, Mode
-from streams.domain.detector import Detector, DetectorStats
+from streams.domain.detector import Detector, DetectorStats, wall_clock_ms
 from streams.domain.params import Params
 from streams.domain.time import Millis
 from streams.history import InvalidRecord, NotInEventTimeOrder, OnProgress, ordered_events
@@ -49,8 +50,7 @@ class BacktestSummary:
 
 
 def write_alert(out: IO[bytes], alert: Alert) -> None:
-    out.write(orjson.dumps(codec.alert_to_dict(alert)))
-    out.write(b"\n")
+    out.write(orjson.dumps(codec.alert_to_dict(alert), option=orjson.OPT_APPEND_NEWLINE))
 
 
 def backtest_inline(
@@ -69,12 +69,20 @@ def backtest_inline(
     Invalid records go to ``dead_letters`` (JSON Lines with file, line, reason, raw) and are
     counted; they never stop the run.
     """
+    # No full passes of the cycle collector during the run (its young generations still run,
+    # so short-lived cycles are freed): each full pass walks every fact and alert of the
+    # retention window, and none of those long-lived objects is in a cycle (a full collection
+    # after a two-year backtest finds no garbage). Measured: 15-20% of the run.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(thresholds[0], thresholds[1], 1 << 30)
     try:
         return _run(paths, out_path, until, dead_letters, params, on_progress, True, now)
     except NotInEventTimeOrder as exc:
         if on_restart is not None:
             on_restart(str(exc))
         return _run(paths, out_path, until, dead_letters, params, on_progress, False, now)
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 def _run(
@@ -89,8 +97,7 @@ def _run(
 ) -> BacktestSummary:
     started = time.perf_counter()
     summary = BacktestSummary(files=len(paths), sorted_in_memory=not assume_sorted)
-    extra = {} if now is None else {"now": now}
-    detector = Detector(params, mode=Mode.REPLAY, until=until, **extra)
+    detector = Detector(params, mode=Mode.REPLAY, until=until, now=now or wall_clock_ms)
     stack = ExitStack()
     dl_file = stack.enter_context(Path(dead_letters).open("wb")) if dead_letters else None  # noqa: SIM115 (closed by the stack)
 

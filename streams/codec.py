@@ -351,8 +351,9 @@ def _json_time(obj: Mapping[str, Any], key: str, where: str) -> Millis:
     try:
         millis = parse_rfc3339(value)
     except (ValueError, OverflowError) as exc:
-        reason = _bad(where, key, _TIME_EXPECTED, value)
-        raise reason from exc
+        # Raised, not kept in a local: a frame holding its own exception is a reference cycle
+        # (the backtest runs with the cycle collector's full passes off).
+        raise _bad(where, key, _TIME_EXPECTED, value) from exc
     if MIN_MILLIS <= millis <= MAX_MILLIS:
         return millis
     raise _bad(where, key, _RANGE_EXPECTED, value)
@@ -509,7 +510,199 @@ def decode_json_line(line: bytes | str) -> Event:
         raise InvalidEvent(f"line is not valid JSON: {exc}") from exc
     if type(obj) is not dict:
         raise InvalidEvent(f"line is not a JSON object: received {_show(obj)}")
+    kind = obj.get("type")
+    fast = _FAST_READERS.get(kind) if type(kind) is str else None
+    if fast is not None:
+        event = fast(obj)
+        if event is not None:
+            return event
     return event_from_dict(obj)
+
+
+# --------------------------------------------------------------------------------------------
+# The fast path of JSON events
+#
+# Replays decode millions of lines, nearly all well formed and with times in one shape. The
+# readers below accept exactly such an object, with the same checks as the readers above
+# written out inline, and return the same event; on anything else they return None and the
+# readers above decide (and word the error). Measured over a generated world: 5.8 us -> 2.9 us
+# a line, of which orjson itself takes 1.4 us.
+
+_TWO_DIGITS: Final = {f"{n:02d}": n for n in range(60)}
+"""``00`` to ``59`` (ASCII digits only; ``str.isdigit`` would also take other scripts)."""
+_HOURS: Final = {f"{n:02d}": n * 3_600_000 for n in range(24)}
+_DAY_MILLIS: dict[str, Millis | None] = {}
+"""``2024-05-01T`` -> the day's UTC epoch milliseconds, or None for a date to leave to
+:func:`parse_rfc3339`. Emptied when full, so memory stays flat."""
+_CACHE_DAYS: Final = 40_000
+_LAST_FULL_DAY: Final = MAX_MILLIS - 86_399_999
+"""The start of the last day wholly inside the accepted range."""
+
+
+def _day_millis(date: str) -> Millis | None:
+    """The UTC milliseconds of the day ``YYYY-MM-DDT``, validated by the full parser."""
+    millis: Millis | None = None
+    if date.isascii() and date[4] == "-" and date[7] == "-" and date[10] == "T":
+        try:
+            millis = parse_rfc3339(date + "00:00:00Z")
+        except (ValueError, OverflowError):
+            millis = None
+        if millis is not None and not MIN_MILLIS <= millis <= _LAST_FULL_DAY:
+            millis = None
+    if len(_DAY_MILLIS) >= _CACHE_DAYS:
+        _DAY_MILLIS.clear()
+    _DAY_MILLIS[date] = millis
+    return millis
+
+
+def _fast_time(text: object) -> Millis | None:
+    """``YYYY-MM-DDTHH:MM:SSZ`` as milliseconds, or None for any other text."""
+    if (
+        type(text) is not str
+        or len(text) != 20
+        or text[19] != "Z"
+        or text[13] != ":"
+        or text[16] != ":"
+    ):
+        return None
+    date = text[:11]
+    day = _DAY_MILLIS[date] if date in _DAY_MILLIS else _day_millis(date)
+    hour = _HOURS.get(text[11:13])
+    minute = _TWO_DIGITS.get(text[14:16])
+    second = _TWO_DIGITS.get(text[17:19])
+    if day is None or hour is None or minute is None or second is None:
+        return None
+    return day + hour + minute * 60_000 + second * 1_000
+
+
+def _fast_incident(obj: dict[str, Any]) -> Incident | None:
+    event_id = obj.get("event_id")
+    incident_id = obj.get("incident_id")
+    if not (
+        type(event_id) is str
+        and event_id
+        and not event_id.isspace()
+        and type(incident_id) is str
+        and incident_id
+        and not incident_id.isspace()
+    ):
+        return None
+    occurred_at = _fast_time(obj.get("occurred_at"))
+    kind = obj.get("incident_type")
+    incident_type = _INCIDENT_TYPES[0].get(kind) if type(kind) is str else None
+    dash = obj.get("dash_risk")
+    dash_risk = None if dash is None else _DASH_RISKS[0].get(dash) if type(dash) is str else None
+    items = obj.get("children")
+    if (
+        occurred_at is None
+        or incident_type is None
+        or (dash_risk is None and dash is not None)
+        or type(items) is not list
+        or not 1 <= len(items) <= MAX_CHILDREN
+    ):
+        return None
+    children: list[HouseholdChild] = []
+    for item in items:
+        if type(item) is not dict:
+            return None
+        child_id = item.get("child_id")
+        present = item.get("present")
+        age = item.get("age")
+        if not (
+            type(child_id) is str
+            and child_id
+            and not child_id.isspace()
+            and (present is True or present is False)
+            and (age is None or (type(age) is int and 0 <= age <= MAX_AGE))
+        ):
+            return None
+        children.append(HouseholdChild(child_id, present, age))
+    if len(children) > 1 and len({c.child_id for c in children}) != len(children):
+        return None
+    return Incident(event_id, occurred_at, incident_id, incident_type, dash_risk, tuple(children))
+
+
+def _fast_missing_report(obj: dict[str, Any]) -> MissingReport | None:
+    event_id = obj.get("event_id")
+    episode_id = obj.get("episode_id")
+    child_id = obj.get("child_id")
+    if not (
+        type(event_id) is str
+        and event_id
+        and not event_id.isspace()
+        and type(episode_id) is str
+        and episode_id
+        and not episode_id.isspace()
+        and type(child_id) is str
+        and child_id
+        and not child_id.isspace()
+    ):
+        return None
+    occurred_at = _fast_time(obj.get("occurred_at"))
+    raw_status = obj.get("status")
+    status = _STATUSES[0].get(raw_status) if type(raw_status) is str else None
+    raw_risk = obj.get("risk_level")
+    if status in _GRADED:
+        risk_level = _RISK_LEVELS[0].get(raw_risk) if type(raw_risk) is str else None
+        if risk_level is None:
+            return None
+    elif raw_risk is None:
+        risk_level = None
+    else:
+        return None
+    looked_after = obj.get("looked_after")
+    age = obj.get("age")
+    if (
+        occurred_at is None
+        or status is None
+        or (looked_after is not True and looked_after is not False)
+        or not (age is None or (type(age) is int and 0 <= age <= MAX_AGE))
+    ):
+        return None
+    return MissingReport(
+        event_id, occurred_at, episode_id, child_id, status, risk_level, looked_after, age
+    )
+
+
+def _fast_referral(obj: dict[str, Any]) -> Referral | None:
+    event_id = obj.get("event_id")
+    referral_id = obj.get("referral_id")
+    child_id = obj.get("child_id")
+    incident_id = obj.get("incident_id")
+    episode_id = obj.get("episode_id")
+    if not (
+        type(event_id) is str
+        and event_id
+        and not event_id.isspace()
+        and type(referral_id) is str
+        and referral_id
+        and not referral_id.isspace()
+        and type(child_id) is str
+        and child_id
+        and not child_id.isspace()
+        and (
+            incident_id is None
+            or (type(incident_id) is str and incident_id and not incident_id.isspace())
+        )
+        and (
+            episode_id is None
+            or (type(episode_id) is str and episode_id and not episode_id.isspace())
+        )
+    ):
+        return None
+    occurred_at = _fast_time(obj.get("occurred_at"))
+    raw_agency = obj.get("agency")
+    agency = _AGENCIES[0].get(raw_agency) if type(raw_agency) is str else None
+    if occurred_at is None or agency is None:
+        return None
+    return Referral(event_id, occurred_at, referral_id, child_id, agency, incident_id, episode_id)
+
+
+_FAST_READERS: Final[dict[str, Callable[[dict[str, Any]], Event | None]]] = {
+    "incident": _fast_incident,
+    "missing_report": _fast_missing_report,
+    "referral": _fast_referral,
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -571,22 +764,30 @@ def encode_json_line(event: Event) -> bytes:
 def alert_to_dict(alert: Alert) -> dict[str, Any]:
     """Every field of SPEC section 5: times as RFC 3339 UTC, enums as strings, ``resolved_at``
     null while unresolved, ``evidence`` as a list."""
+    text = _ENUM_TEXT  # an enum's text by look-up: ``.value`` costs 0.24 us, this 0.05 us
+    resolved_at = alert.resolved_at
+    raised_at = to_rfc3339(alert.raised_at)
     return {
         "alert_id": alert.alert_id,
-        "rule_id": alert.rule_id.value,
+        "rule_id": text[alert.rule_id],
         "child_id": alert.child_id,
         "trigger_id": alert.trigger_id,
-        "severity": alert.severity.value,
-        "raised_at": to_rfc3339(alert.raised_at),
-        "due_at": to_rfc3339(alert.due_at),
+        "severity": text[alert.severity],
+        "raised_at": raised_at,
+        "due_at": raised_at if alert.due_at == alert.raised_at else to_rfc3339(alert.due_at),
         "evidence": list(alert.evidence),
         "summary": alert.summary,
         "recommended_action": alert.recommended_action,
-        "status": alert.status.value,
-        "resolved_at": None if alert.resolved_at is None else to_rfc3339(alert.resolved_at),
-        "mode": alert.mode.value,
+        "status": text[alert.status],
+        "resolved_at": None if resolved_at is None else to_rfc3339(resolved_at),
+        "mode": text[alert.mode],
         "detected_at": to_rfc3339(alert.detected_at),
     }
+
+
+_ENUM_TEXT: Final[dict[object, str]] = {
+    member: member.value for enum in (RuleId, Severity, AlertStatus, Mode) for member in enum
+}
 
 
 def _evidence(value: object, where: str) -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -65,6 +66,10 @@ class Mode(StrEnum):
 
 
 _ALERT_NAMESPACE = uuid.UUID("6f0b8d2e-5a57-4c1e-9a43-2b7f5e0c9d11")
+_NAMESPACE_BYTES = _ALERT_NAMESPACE.bytes
+_VARIANT = "89ab89ab89ab89ab"
+"""RFC 4122 variant: the first hex digit of the fourth group keeps its low two bits, the top
+two bits are 10."""
 
 
 def alert_id_for(rule_id: str, child_id: str, trigger_id: str) -> str:
@@ -74,8 +79,17 @@ def alert_id_for(rule_id: str, child_id: str, trigger_id: str) -> str:
 
     >>> alert_id_for("SG01", "C1", "I1") == alert_id_for("SG01", "C1", "I1")
     True
+    >>> name = "SG01\x1fC1\x1fI1"
+    >>> alert_id_for("SG01", "C1", "I1") == str(uuid.uuid5(_ALERT_NAMESPACE, name))
+    True
     """
-    return str(uuid.uuid5(_ALERT_NAMESPACE, f"{rule_id}\x1f{child_id}\x1f{trigger_id}"))
+    # uuid.uuid5 by hand (SHA-1 of namespace and name, version 5, RFC 4122 variant), without
+    # building a UUID object: measured 3.9 us -> 1.0 us an alert.
+    h = hashlib.sha1(
+        _NAMESPACE_BYTES + f"{rule_id}\x1f{child_id}\x1f{trigger_id}".encode(),
+        usedforsecurity=False,
+    ).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:32]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,25 @@ the child's facts with ``occurred_at`` up to its deadline, evaluated once the cl
 deadline. Since every event within the allowed lateness has arrived by then, the same events in
 any order within the lateness give the same alerts. A late event (before the clock) triggers a
 re-evaluation of everything the child has, so it is still applied.
+
+Two economies keep the in-order path cheap (the inline backtest runs it for every event):
+
+- A deadline is queued for evaluation only when its rule can apply to the facts (an SG03 only
+  for a low-risk report, an SG07 once the episode has a low grade, an SG08 once a fact of the
+  other kind is in the window). A later-arriving fact that makes a rule applicable queues it
+  then; a late event re-evaluates everything, unfiltered. Where a filtered-out deadline was the
+  only one due at its time, a *wake marker* ``(due, "", trigger)`` is queued instead: the times
+  at which the engine wakes a child (and may prune it) stay exactly those of every deadline,
+  because pruning decides which alerts a much later action can still resolve.
+- An event in order only updates the resolution of the alerts it can resolve (a referral those
+  of SG01, SG02, SG05 and SG08; a missing step those of its own episode), by the one new fact:
+  the resolution already recorded is the earliest over every fact seen before.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -34,7 +48,7 @@ from streams.domain.events import (
 )
 from streams.domain.params import Params
 from streams.domain.summaries import describe
-from streams.domain.time import Millis
+from streams.domain.time import HOUR, Millis
 
 _CSC = Agency.CHILDRENS_SOCIAL_CARE
 _SCHOOL = Agency.SCHOOL
@@ -47,6 +61,12 @@ _UNDERGRADED = frozenset({RiskLevel.ABSENT, RiskLevel.NO_APPARENT_RISK})
 _RAISED_GRADE = frozenset({RiskLevel.MEDIUM, RiskLevel.HIGH})
 _GRADING = frozenset({_REPORTED, _REVIEWED})
 _STATUS_RANK = {_REPORTED: 0, _REVIEWED: 1, _RETURNED: 2, _INTERVIEW: 3}
+_RULE_IDS: dict[str, RuleId] = {str(r): r for r in RuleId}
+"""Rule id text -> member: ``rule is RuleId.SG02`` below needs the member, and this look-up
+costs a tenth of ``RuleId(text)``."""
+_CSC_RULES = frozenset({RuleId.SG01, RuleId.SG05, RuleId.SG08})
+_SCHOOL_RULES = frozenset({RuleId.SG02})
+_INCIDENT_RULES = frozenset({RuleId.SG01, RuleId.SG02})
 
 
 class DaFact(NamedTuple):
@@ -87,6 +107,7 @@ class Episode:
     returned: Step | None = None
     """The first RETURNED step."""
     last_at: Millis = -(2**62)
+    """The latest step: the episode is pruned once this is older than the retention."""
 
     def add(self, step: Step) -> bool:
         """Add a step; True when it displaced the first report or first return (an anchor
@@ -138,6 +159,12 @@ class Context:
     """Processing time, stamped on alerts as ``detected_at``; the engine keeps it current."""
 
 
+_NEVER = -(2**62)
+_FOREVER = 2**62
+_MARKER = ""
+"""The rule of a wake marker: a time the child is woken at, with nothing to evaluate."""
+
+
 @dataclass(slots=True)
 class CaseState:
     """Everything the rules still need about one child."""
@@ -150,14 +177,21 @@ class CaseState:
     episodes: dict[str, Episode] = field(default_factory=dict)
     referrals: list[ReferralFact] = field(default_factory=list)
     pending: list[tuple[Millis, str, str]] = field(default_factory=list)
-    """Heap of (due, rule_id, trigger_id) deadlines not yet evaluated."""
+    """Heap of (due, rule_id, trigger_id) deadlines not yet evaluated; rule_id ``""`` is a wake
+    marker (see the module docstring)."""
     alerts: dict[tuple[str, str], Alert] = field(default_factory=dict)
     """(rule_id, trigger_id) -> latest version of the one alert it raised."""
     sg05: dict[str, bool] = field(default_factory=dict)
     """episode_id -> whether its report opened an SG05 obligation (decided in report order)."""
-    latest: Millis = -(2**62)
+    latest: Millis = _NEVER
     """The greatest event time among the facts (a quiet child is pruned after the retention)."""
-    pruned_to: Millis = -(2**62)
+    pruned_to: Millis = _NEVER
+    """The horizon of the last pruning: the next one waits a day of event time."""
+    oldest: Millis = _FOREVER
+    """No fact is older than this, so a pruning up to it has nothing to drop."""
+    wake: Millis | None = None
+    """When the engine is to wake this child next (its own record of the engine's schedule,
+    so that an engine rebuilt over these states continues exactly); None when unscheduled."""
 
     @property
     def next_wakeup(self) -> Millis | None:
@@ -179,66 +213,161 @@ def apply_event(case: CaseState, event: Event, clock: Millis, ctx: Context) -> l
     SG04 (immediate) and, when the event is late (``occurred_at < clock``), every deadline the
     clock has already passed.
     """
-    if event.event_id in case.seen:
+    event_id = event.event_id
+    if event_id in case.seen:
         return []
     at = event.occurred_at
-    case.seen[event.event_id] = at
+    case.seen[event_id] = at
     if at > case.latest:
         case.latest = at
-    p = ctx.params
-    push = case.pending
-    moved_anchor = False
+    if at < case.oldest:
+        case.oldest = at
+    in_order = at >= clock
+    if type(event) is Referral:
+        referral = ReferralFact(at, event.agency, event.incident_id, event.episode_id, event_id)
+        case.referrals.append(referral)
+        if not in_order:
+            return _reevaluate(case, clock, ctx, since=at)
+        return _resolved_by_referral(case, referral, ctx) if case.alerts else []
     if type(event) is MissingReport:
         ep = case.episodes.get(event.episode_id)
         if ep is None:
             ep = case.episodes[event.episode_id] = Episode(event.episode_id)
         status = event.status
-        if ep.add(Step(at, status, event.risk_level, event.looked_after, event.event_id)):
-            moved_anchor = True
-        eid = event.episode_id
-        if status is _REPORTED:
-            heapq.heappush(push, (at + p.review_deadline, RuleId.SG03, eid))
-            heapq.heappush(push, (at + p.repeat_referral_deadline, RuleId.SG05, eid))
-            heapq.heappush(push, (at + p.long_missing_deadline, RuleId.SG07, eid))
-            heapq.heappush(push, (at + p.cumulative_deadline, RuleId.SG08, eid))
-        elif status is _RETURNED:
-            heapq.heappush(push, (at + p.return_interview_deadline, RuleId.SG06, eid))
-    elif type(event) is Referral:
-        case.referrals.append(
-            ReferralFact(at, event.agency, event.incident_id, event.episode_id, event.event_id)
-        )
-    elif type(event) is Incident:
+        step = Step(at, status, event.risk_level, event.looked_after, event_id)
+        moved_anchor = ep.add(step)
+        _queue_step(case, ep, step, clock, ctx.params)
+        if not in_order or moved_anchor:
+            return _reevaluate(case, clock, ctx, since=min(at, clock))
+        out = _check_sg04(case, event, ctx) if status is _REPORTED or step.looked_after else []
+        if case.alerts:
+            out += _resolved_by_step(case, ep, step, ctx)
+        return out
+    if type(event) is Incident:
         if event.incident_type is not IncidentType.DOMESTIC_ABUSE:
             return []
         child = next(c for c in event.children if c.child_id == case.child_id)
-        iid = event.incident_id
-        case.incidents[iid] = DaFact(
-            at, iid, event.event_id, child.present, child.age, event.dash_risk is DashRisk.HIGH
+        incident = DaFact(
+            at,
+            event.incident_id,
+            event_id,
+            child.present,
+            child.age,
+            event.dash_risk is DashRisk.HIGH,
         )
-        heapq.heappush(push, (at + p.da_referral_deadline, RuleId.SG01, iid))
-        if child.age is None or 4 <= child.age <= 17:
-            heapq.heappush(push, (p.encompass_due(at), RuleId.SG02, iid))
-        heapq.heappush(push, (at + p.cumulative_deadline, RuleId.SG08, iid))
+        case.incidents[incident.incident_id] = incident
+        _queue_incident(case, incident, clock, ctx.params)
+        if not in_order:
+            return _reevaluate(case, clock, ctx, since=at)
+        # An incident is no action of any rule: no alert's resolution can change.
+        return _check_sg04(case, event, ctx)
+    raise TypeError(f"not an event: {type(event).__name__}")
 
-    if at < clock or moved_anchor:
-        return _reevaluate(case, clock, ctx, since=min(at, clock))
-    out = _check_sg04(case, event, ctx)
-    if case.alerts:
-        out.extend(_refresh(case, ctx, check_breach=False))
-    return out
+
+def _queue_incident(case: CaseState, f: DaFact, clock: Millis, p: Params) -> None:
+    """Queue the deadlines of a domestic abuse incident: SG01, SG02 (school age), SG08 (when a
+    report is in the 30 days before), and SG08 of the reports in the 30 days after it."""
+    push = case.pending
+    iid, at = f.incident_id, f.at
+    sg01 = at + p.da_referral_deadline
+    heapq.heappush(push, (sg01, RuleId.SG01, iid))
+    sg02: Millis | None = None
+    if f.age is None or 4 <= f.age <= 17:
+        sg02 = _encompass_due(p, at)
+        heapq.heappush(push, (sg02, RuleId.SG02, iid))
+    sg08 = at + p.cumulative_deadline
+    lo, hi = at - p.cumulative_window, at + p.cumulative_window
+    before = False
+    for ep in case.episodes.values():
+        rep = ep.report
+        if rep is None or not lo <= rep.at <= hi:
+            continue
+        if rep.at <= at:
+            before = True
+        if rep.at >= at:
+            # This incident is in the window of a report that arrived first (within the
+            # lateness): that report's SG08 can apply now. Its due is still ahead of the
+            # clock, and already a wake-up time (an entry or a marker came with the report).
+            due = rep.at + p.cumulative_deadline
+            if due >= clock:
+                heapq.heappush(push, (due, RuleId.SG08, ep.episode_id))
+    if before:
+        heapq.heappush(push, (sg08, RuleId.SG08, iid))
+    elif sg08 != sg01 and sg08 != sg02:
+        heapq.heappush(push, (sg08, _MARKER, iid))
+
+
+def _queue_step(case: CaseState, ep: Episode, step: Step, clock: Millis, p: Params) -> None:
+    """Queue the deadlines of a missing step.
+
+    A REPORTED step wakes the child at +review and +24 h deadlines (as each REPORTED step
+    always has); what is evaluated then depends on the episode's first report. A RETURNED step
+    queues SG06. A low grade makes the episode's SG07 applicable.
+    """
+    push = case.pending
+    eid = ep.episode_id
+    status = step.status
+    if status is _RETURNED:
+        due = step.at + p.return_interview_deadline
+        heapq.heappush(push, (due, RuleId.SG06 if ep.returned is step else _MARKER, eid))
+        return
+    if status is _INTERVIEW:
+        return
+    rep = ep.report
+    if (
+        step.risk in _LOW
+        and rep is not None
+        and not any(s.risk in _LOW for s in ep.steps if s is not step and s.status in _GRADING)
+    ):
+        # The episode's first low grade: SG07 can apply (if its due is still ahead).
+        due = rep.at + p.long_missing_deadline
+        if due >= clock and rep is not step:
+            heapq.heappush(push, (due, RuleId.SG07, eid))
+    if status is not _REPORTED:
+        return
+    at = step.at
+    sg03, sg05 = at + p.review_deadline, at + p.repeat_referral_deadline
+    sg07, sg08 = at + p.long_missing_deadline, at + p.cumulative_deadline
+    if rep is not step:  # a re-grade: its times only wake the child
+        for due in {sg03, sg05, sg07, sg08}:
+            heapq.heappush(push, (due, _MARKER, eid))
+        return
+    heapq.heappush(push, (sg03, RuleId.SG03 if step.risk in _LOW else _MARKER, eid))
+    heapq.heappush(push, (sg05, RuleId.SG05, eid))
+    if any(s.risk in _LOW for s in ep.steps if s.status in _GRADING):
+        heapq.heappush(push, (sg07, RuleId.SG07, eid))
+    elif sg07 != sg05:
+        heapq.heappush(push, (sg07, _MARKER, eid))
+    lo, hi = at - p.cumulative_window, at + p.cumulative_window
+    before = False
+    for f in case.incidents.values():
+        if not lo <= f.at <= hi:
+            continue
+        if f.at <= at:
+            before = True
+        if f.at >= at:
+            # A later incident that arrived first: its SG08 can apply now (see above).
+            due = f.at + p.cumulative_deadline
+            if due >= clock:
+                heapq.heappush(push, (due, RuleId.SG08, f.incident_id))
+    if before:
+        heapq.heappush(push, (sg08, RuleId.SG08, eid))
+    elif sg08 != sg05 and sg08 != sg07:
+        heapq.heappush(push, (sg08, _MARKER, eid))
 
 
 def advance(case: CaseState, clock: Millis, ctx: Context) -> list[Alert]:
     """Evaluate every deadline the clock has passed (``due < clock``)."""
     out: list[Alert] = []
     pending = case.pending
+    alerts = case.alerts
     while pending and pending[0][0] < clock:
         due, rule, trigger = heapq.heappop(pending)
-        if (rule, trigger) in case.alerts:
+        if not rule or (rule, trigger) in alerts:  # a wake marker, or raised already
             continue
-        alert = _evaluate(case, RuleId(rule), trigger, ctx)
+        alert = _evaluate(case, _RULE_IDS[rule], trigger, ctx)
         if alert is not None and alert.due_at == due:
-            case.alerts[(rule, trigger)] = alert
+            alerts[(rule, trigger)] = alert
             out.append(alert)
         # A due that no longer matches the facts (an earlier report arrived later) is stale:
         # the entry pushed for the new due is evaluated in its turn.
@@ -246,14 +375,24 @@ def advance(case: CaseState, clock: Millis, ctx: Context) -> list[Alert]:
 
 
 def prune(case: CaseState, horizon: Millis) -> list[Alert]:
-    """Drop facts older than ``horizon`` and the alerts whose trigger they were.
+    """Drop facts older than ``horizon``, and the alerts whose deadline is older than it.
 
-    Returns the alerts dropped: they can no longer change, so they are final.
+    Returns the alerts dropped: they can no longer change, so they are final. An alert goes by
+    its deadline, not with its trigger: an action resolves it up to the retention after its
+    deadline (see :func:`_resolution`), and until then it must still be there, however the
+    clock was cut into ticks.
     """
     if horizon <= case.pruned_to:
         return []
     case.pruned_to = horizon
     final: list[Alert] = []
+    if case.alerts:
+        for key in [k for k, a in case.alerts.items() if a.due_at < horizon]:
+            final.append(case.alerts.pop(key))
+    if horizon <= case.oldest:
+        # Nothing is that old: most prunings of an active child end here (measured: the
+        # rebuilt ``seen`` dict alone cost 3.4 us per pruning, one per deadline wake-up).
+        return final
     gone_incidents = [k for k, f in case.incidents.items() if f.at < horizon]
     for k in gone_incidents:
         del case.incidents[k]
@@ -261,15 +400,23 @@ def prune(case: CaseState, horizon: Millis) -> list[Alert]:
     for k in gone_episodes:
         del case.episodes[k]
         case.sg05.pop(k, None)
-    if gone_incidents or gone_episodes:
-        gone = set(gone_incidents) | set(gone_episodes)
-        for key in [k for k in case.alerts if k[1] in gone]:
-            final.append(case.alerts.pop(key))
     if case.referrals and case.referrals[0].at < horizon:
         case.referrals = [r for r in case.referrals if r.at >= horizon]
     if case.seen:
         case.seen = {k: t for k, t in case.seen.items() if t >= horizon}
+    case.oldest = min(case.seen.values(), default=_FOREVER)
     return final
+
+
+def quiet_from(case: CaseState) -> Millis:
+    """After this event time plus the retention, nothing about the child can change: its
+    latest fact, or the latest deadline of its alerts (an action may resolve one until the
+    retention after it)."""
+    latest = case.latest
+    for alert in case.alerts.values():
+        if alert.due_at > latest:
+            latest = alert.due_at
+    return latest
 
 
 def drain(case: CaseState) -> list[Alert]:
@@ -278,18 +425,82 @@ def drain(case: CaseState) -> list[Alert]:
 
 
 # --------------------------------------------------------------------------------------------
+# Resolution by an event in order
+
+
+def _resolved_by_referral(case: CaseState, r: ReferralFact, ctx: Context) -> list[Alert]:
+    """The alerts a referral in order resolves: it is the only new fact, and every alert's
+    ``resolved_at`` is already the earliest action among the facts seen before it."""
+    if r.agency is _CSC:
+        rules = _CSC_RULES
+    elif r.agency is _SCHOOL:
+        rules = _SCHOOL_RULES
+    else:
+        return []
+    at = r.at
+    out: list[Alert] = []
+    alerts = case.alerts
+    for key, alert in alerts.items():
+        rule = key[0]
+        if (
+            rule not in rules
+            or at <= alert.due_at
+            or at > alert.due_at + ctx.params.retention
+            or alert.status is AlertStatus.WITHDRAWN
+            or (alert.resolved_at is not None and alert.resolved_at <= at)
+        ):
+            continue
+        if rule in _INCIDENT_RULES and r.incident_id is not None and r.incident_id != key[1]:
+            continue  # a referral about another incident
+        new = _replace_status(alert, AlertStatus.RESOLVED, at, ctx)
+        alerts[key] = new
+        out.append(new)
+    return out
+
+
+def _resolved_by_step(case: CaseState, ep: Episode, s: Step, ctx: Context) -> list[Alert]:
+    """The alerts of its own episode that a missing step in order resolves (as above)."""
+    at, status = s.at, s.status
+    regrade = status in _GRADING and s.risk in _RAISED_GRADE
+    out: list[Alert] = []
+    alerts = case.alerts
+    for key, alert in alerts.items():
+        if key[1] != ep.episode_id or alert.status is AlertStatus.WITHDRAWN:
+            continue
+        rule, due = key[0], alert.due_at
+        if rule == RuleId.SG03:
+            resolves = status is _REVIEWED and at > due
+        elif rule == RuleId.SG06:
+            resolves = status is _INTERVIEW and at > due
+        elif rule == RuleId.SG07:
+            resolves = at > due and (status is _RETURNED or regrade)
+        elif rule == RuleId.SG04:
+            resolves = regrade and at >= due and s != ep.report
+        else:
+            continue
+        if not resolves or (alert.resolved_at is not None and alert.resolved_at <= at):
+            continue
+        if at > due + ctx.params.retention:
+            continue  # beyond the resolution window (see _resolution)
+        new = _replace_status(alert, AlertStatus.RESOLVED, at, ctx)
+        alerts[key] = new
+        out.append(new)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # Re-evaluation after a late event, and status refresh
 
 
 def _reevaluate(case: CaseState, clock: Millis, ctx: Context, since: Millis) -> list[Alert]:
     """A late event at ``since`` arrived (or one moved an anchor): evaluate every deadline
-    already passed, refresh every alert it can touch."""
+    already passed, refresh every alert it can touch. Every rule is a candidate here."""
     out = _refresh(case, ctx, check_breach=True, since=since)
     candidates: list[tuple[Millis, str, str]] = []
     p = ctx.params
     for f in case.incidents.values():
         candidates.append((f.at + p.da_referral_deadline, RuleId.SG01, f.incident_id))
-        candidates.append((p.encompass_due(f.at), RuleId.SG02, f.incident_id))
+        candidates.append((_encompass_due(p, f.at), RuleId.SG02, f.incident_id))
         candidates.append((f.at + p.cumulative_deadline, RuleId.SG08, f.incident_id))
     for ep in case.episodes.values():
         if ep.report is not None:
@@ -310,7 +521,7 @@ def _reevaluate(case: CaseState, clock: Millis, ctx: Context, since: Millis) -> 
         if due >= clock and rule != RuleId.SG04:
             heapq.heappush(case.pending, (due, rule, trigger))
             continue
-        alert = _evaluate(case, RuleId(rule), trigger, ctx)
+        alert = _evaluate(case, _RULE_IDS[rule], trigger, ctx)
         if alert is not None:
             case.alerts[(rule, trigger)] = alert
             out.append(alert)
@@ -322,10 +533,10 @@ def _refresh(
 ) -> list[Alert]:
     """Recompute alerts from the facts; return the versions that changed.
 
-    Without ``check_breach`` (an event in order) only the resolution can change. With it (a
-    late event at ``since``, or one that moved an episode's first report or return) each alert
-    whose deadline is not before ``since`` is evaluated again: one whose rule turns out to have
-    been met in time becomes WITHDRAWN. Earlier deadlines cannot depend on the event.
+    Without ``check_breach`` only the resolution can change. With it (a late event at
+    ``since``, or one that moved an episode's first report or return) each alert whose deadline
+    is not before ``since`` is evaluated again: one whose rule turns out to have been met in
+    time becomes WITHDRAWN. Earlier deadlines cannot depend on the event.
 
     A resolution never goes away: facts only disappear by pruning, and an action that was
     taken stays taken, so ``resolved_at`` only ever moves earlier.
@@ -333,11 +544,14 @@ def _refresh(
     out: list[Alert] = []
     for key, alert in case.alerts.items():
         rule, trigger = key
+        rule_id = _RULE_IDS[rule]
         if check_breach and (since is None or alert.due_at >= since):
-            fresh = _evaluate(case, RuleId(rule), trigger, ctx)
+            fresh = _evaluate(case, rule_id, trigger, ctx)
             if fresh is None:
                 if alert.status is AlertStatus.WITHDRAWN:
                     continue
+                if trigger not in case.incidents and trigger not in case.episodes:
+                    continue  # its facts aged out: nothing shows it was met, keep it
                 new = _replace_status(alert, AlertStatus.WITHDRAWN, _met_at(case, alert), ctx)
             else:
                 if alert.status is not AlertStatus.WITHDRAWN:
@@ -350,7 +564,7 @@ def _refresh(
         else:
             if alert.status is AlertStatus.WITHDRAWN:
                 continue
-            found = _resolution(case, RuleId(rule), trigger, alert.due_at)
+            found = _resolution(case, rule_id, trigger, alert.due_at, ctx.params.retention)
             resolved_at = _earliest(found, alert.resolved_at)
             if resolved_at == alert.resolved_at:
                 continue
@@ -412,17 +626,29 @@ def _met_at(case: CaseState, alert: Alert) -> Millis | None:
 
 
 def _check_sg04(case: CaseState, event: Event, ctx: Context) -> list[Alert]:
-    """SG04 fires at the report; a later-arriving earlier event can complete its condition."""
+    """SG04 fires at the report; a later-arriving earlier event can complete its condition:
+    another report or a domestic abuse incident in the 90 days before, or a step of the same
+    episode at or before the report that says the child is looked after."""
+    episodes: Iterable[Episode] = case.episodes.values()
     if type(event) is MissingReport:
-        if event.status is not _REPORTED:
+        if event.status is _REPORTED:
+            lo, hi = event.occurred_at, event.occurred_at + ctx.params.lookback
+        elif event.looked_after:
+            own = case.episodes.get(event.episode_id)
+            if own is None or own.report is None:
+                return []
+            lo = hi = own.report.at
+            if event.occurred_at > lo:
+                return []  # after the report: it says nothing of the report
+            episodes = (own,)
+        else:
             return []
-        lo, hi = event.occurred_at, event.occurred_at + ctx.params.lookback
     elif type(event) is Incident and event.incident_type is IncidentType.DOMESTIC_ABUSE:
         lo, hi = event.occurred_at, event.occurred_at + ctx.params.lookback
     else:
         return []
     out: list[Alert] = []
-    for ep in case.episodes.values():
+    for ep in episodes:
         rep = ep.report
         if rep is None or not lo <= rep.at <= hi or rep.risk not in _UNDERGRADED:
             continue
@@ -449,7 +675,7 @@ def _evaluate(case: CaseState, rule: RuleId, trigger: str, ctx: Context) -> Aler
     severity, due, evidence, facts = found
     if ctx.until is not None and due > ctx.until:
         return None
-    resolved_at = _resolution(case, rule, trigger, due)
+    resolved_at = _resolution(case, rule, trigger, due, ctx.params.retention)
     summary, action = describe(rule, due, facts)
     return Alert(
         alert_id_for(rule, case.child_id, trigger),
@@ -470,6 +696,35 @@ def _evaluate(case: CaseState, rule: RuleId, trigger: str, ctx: Context) -> Aler
 
 
 _Found = tuple[Severity, Millis, tuple[str, ...], dict[str, object]]
+
+_ENCOMPASS_DUE: dict[tuple[str, object], dict[int, Millis | None]] = {}
+_CACHE_HOURS = 2_000
+"""About twelve weeks of hours: events come in time order and an SG02 is evaluated a day or
+three after its incident, so the cache is emptied when full and memory stays flat."""
+
+
+def _encompass_due(p: Params, at: Millis) -> Millis:
+    """``p.encompass_due(at)``, cached per UTC hour whose first and last instants have the same
+    due (it depends only on the local date: in Europe/London that is every hour; an hour in
+    which the local date changes, in a zone half an hour off UTC, is computed each time).
+    Measured: 2.0 us -> 0.2 us, twice per domestic abuse incident."""
+    by_hour = _ENCOMPASS_DUE.get((p.encompass_zone, p.encompass_time))
+    if by_hour is None:
+        by_hour = _ENCOMPASS_DUE[(p.encompass_zone, p.encompass_time)] = {}
+    hour = at // HOUR
+    if hour in by_hour:
+        due = by_hour[hour]
+        if due is not None:
+            return due
+    else:
+        first = p.encompass_due(hour * HOUR)
+        due = first if first == p.encompass_due(hour * HOUR + HOUR - 1) else None
+        if len(by_hour) >= _CACHE_HOURS:
+            by_hour.clear()
+        by_hour[hour] = due
+        if due is not None:
+            return due
+    return p.encompass_due(at)
 
 
 def _referral_met(
@@ -501,7 +756,7 @@ def _sg02(case: CaseState, trigger: str, p: Params) -> _Found | None:
     f = case.incidents.get(trigger)
     if f is None or (f.age is not None and not 4 <= f.age <= 17):
         return None
-    due = p.encompass_due(f.at)
+    due = _encompass_due(p, f.at)
     if _referral_met(case, _SCHOOL, f.incident_id, f.at, due):
         return None
     return Severity.MEDIUM, due, (f.event_id,), {"incident": f}
@@ -657,8 +912,21 @@ _RULES = {
 # Resolution: the action that would have met the rule, taken after its deadline.
 
 
-def _resolution(case: CaseState, rule: RuleId, trigger: str, due: Millis) -> Millis | None:
-    """Event time of the first action after ``due`` that resolves the alert, if any."""
+def _resolution(
+    case: CaseState, rule: RuleId, trigger: str, due: Millis, window: Millis
+) -> Millis | None:
+    """Event time of the first action after ``due`` that resolves the alert, if any, up to
+    ``window`` (the retention) after ``due``.
+
+    The window makes "taken after its deadline" a rule rather than an accident of pruning:
+    found on a 10,000-event world, an action 188 days late resolved an alert in the Kafka
+    engine (its clock moves in ticks, so it pruned later) but not inline.
+    """
+    found = _first_action(case, rule, trigger, due)
+    return found if found is not None and found <= due + window else None
+
+
+def _first_action(case: CaseState, rule: RuleId, trigger: str, due: Millis) -> Millis | None:
     if rule in (RuleId.SG01, RuleId.SG02):
         agency = _SCHOOL if rule is RuleId.SG02 else _CSC
         times = [

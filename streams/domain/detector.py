@@ -2,7 +2,14 @@
 
 The same engine runs the inline backtest (all children in one process) and each partition of
 the live pipeline (the children of that partition, with their cases in a changelog-backed table
-passed in as ``states``).
+passed in as ``states``: every state the engine changes is written back to it, every child it
+prunes away is deleted from it).
+
+The schedule: each child is woken when the clock passes its earliest open deadline, or once it
+has been quiet for the retention; a wake-up evaluates its deadlines and, at most once a day of
+event time, prunes facts older than the retention. A child's next wake-up is kept in its own
+state (``CaseState.wake``), the heap here only indexes them, so an engine built over saved
+states with the saved ``clock`` and ``max_seen`` continues exactly where the old one stopped.
 
 >>> from streams.domain.events import Incident, HouseholdChild, IncidentType
 >>> from streams.domain.time import HOUR, parse_rfc3339
@@ -23,13 +30,12 @@ from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 
 from streams.domain.alerts import Alert, Mode
-from streams.domain.case import CaseState, Context, advance, apply_event, prune
+from streams.domain.case import CaseState, Context, advance, apply_event, prune, quiet_from
 from streams.domain.events import Event, Incident
 from streams.domain.params import Params
 from streams.domain.time import DAY, Millis
 
 _NEVER = -(2**62)
-_FOREVER = 2**62
 
 
 def wall_clock_ms() -> Millis:
@@ -67,20 +73,36 @@ class Detector:
         until: Millis | None = None,
         now: Callable[[], Millis] = wall_clock_ms,
         states: MutableMapping[str, CaseState] | None = None,
+        clock: Millis | None = None,
+        max_seen: Millis | None = None,
+        clock_from_events: bool = True,
     ) -> None:
+        """``states``, ``clock`` and ``max_seen`` taken from a detector that stopped (a worker
+        that recovers its table from the changelog) make this one continue exactly as that
+        one would have: each state records when it is to be woken next.
+
+        With ``clock_from_events=False`` events do not move the clock; the caller moves it with
+        :meth:`advance_to` (the Kafka pipeline's replay ticks: "everything up to t has been
+        sent"), and with :meth:`tick` and :meth:`finish` as usual."""
         self.params = params or Params()
         self.ctx = Context(self.params, mode, until, 0)
         self._now = now
         self.states: MutableMapping[str, CaseState] = {} if states is None else states
-        self.clock: Millis = _NEVER
+        self.clock: Millis = _NEVER if clock is None else clock
         """The watermark: deadlines before it have been evaluated."""
-        self.max_seen: Millis = _NEVER
+        self.max_seen: Millis = _NEVER if max_seen is None else max_seen
         self.stats = DetectorStats()
+        self._clock_from_events = clock_from_events
         self._wakeups: list[tuple[Millis, str]] = []
-        self._scheduled: dict[str, Millis] = {}
+        """Heap of (wake, child_id); an entry whose child has since been rescheduled (its
+        ``CaseState.wake`` differs) is stale and skipped."""
         self._final: list[Alert] = []
         for child_id, state in self.states.items():
-            self._schedule(child_id, state)
+            if state.wake is None:
+                self._schedule(child_id, state)
+            else:
+                self._wakeups.append((state.wake, child_id))
+        heapq.heapify(self._wakeups)
 
     # -- input -----------------------------------------------------------------------------
 
@@ -97,8 +119,12 @@ class Detector:
         ctx.now = self._now()
         states = self.states
         out: list[Alert] = []
-        if type(event) is Incident:
-            children: Iterable[str] = dict.fromkeys(c.child_id for c in event.children)
+        children: Iterable[str]
+        if isinstance(event, Incident):
+            kids = event.children
+            children = (
+                (kids[0].child_id,) if len(kids) == 1 else dict.fromkeys(c.child_id for c in kids)
+            )
         else:
             children = (event.child_id,)
         duplicate = False
@@ -110,15 +136,16 @@ class Detector:
                 duplicate = True
                 continue
             out += apply_event(state, event, clock, ctx)
-            states[child_id] = state
             self._schedule(child_id, state)
+            states[child_id] = state  # after every change: a table's changelog sees it
         if duplicate:
             stats.duplicates += 1
         elif at < clock:
             stats.late += 1
         if at > self.max_seen:
             self.max_seen = at
-            out += self._advance(at - self.params.lateness)
+            if self._clock_from_events:
+                out += self._advance(at - self.params.lateness)
         stats.alert_versions += len(out)
         return out
 
@@ -132,9 +159,16 @@ class Detector:
         """A clock tick carrying an event time (a replay's ticks): as an event without facts."""
         if event_time > self.max_seen:
             self.max_seen = event_time
-            self.ctx.now = self._now()
-            return self._counted(self._advance(event_time - self.params.lateness))
+            if self._clock_from_events:
+                self.ctx.now = self._now()
+                return self._counted(self._advance(event_time - self.params.lateness))
         return []
+
+    def advance_to(self, clock: Millis) -> list[Alert]:
+        """Move the clock to ``clock`` (no lateness is taken off: the caller knows every event
+        before it has been fed) and fire the deadlines it passes; an earlier clock is ignored."""
+        self.ctx.now = self._now()
+        return self._counted(self._advance(clock))
 
     def tick(self, wall_time: Millis | None = None) -> list[Alert]:
         """Live mode: processing time also advances the clock (minus the same lateness)."""
@@ -182,38 +216,55 @@ class Detector:
         if target <= self.clock:
             return []
         self.clock = target
-        out: list[Alert] = []
         heap = self._wakeups
-        scheduled = self._scheduled
+        if not heap or heap[0][0] >= target:
+            return []  # nothing due: about half the events
+        out: list[Alert] = []
         states = self.states
         ctx = self.ctx
         retention = self.params.retention
         horizon = target - retention
         while heap and heap[0][0] < target:
             wake, child_id = heapq.heappop(heap)
-            if scheduled.get(child_id) != wake:
-                continue  # superseded by an earlier wakeup for the same child
-            del scheduled[child_id]
             state = states.get(child_id)
-            if state is None:
-                continue
-            out += advance(state, target, ctx)
+            if state is None or state.wake != wake:
+                continue  # superseded by an earlier wakeup for the same child
+            pending = state.pending
+            if pending and pending[0][0] < target:
+                out += advance(state, target, ctx)
+            # Pruning at most once a day of event time, at these wake-ups: which alerts a much
+            # later action can still resolve depends on when it runs, so the times are kept.
             if state.latest < horizon or horizon >= state.pruned_to + DAY:
                 self._final += prune(state, horizon)
-            if state.is_empty():
+                if state.is_empty():
+                    del states[child_id]
+                    continue
+            # Every due before the clock has been evaluated, and a child quiet for the
+            # retention has been dropped: the next wake-up is never a time already passed...
+            wake = quiet_from(state) + retention
+            if pending and pending[0][0] < wake:
+                wake = pending[0][0]
+            if wake < target:
+                # ...unless the state was not built by this engine (alerts with no facts, say):
+                # nothing can change it any more, and waking it again would never end.
+                self._final += state.alerts.values()
                 del states[child_id]
                 continue
+            state.wake = wake
+            heapq.heappush(heap, (wake, child_id))
             states[child_id] = state
-            self._schedule(child_id, state)
         return out
 
     def _schedule(self, child_id: str, state: CaseState) -> None:
-        wake = state.latest + self.params.retention
-        due = state.next_wakeup
-        if due is not None and due < wake:
-            wake = due
-        if wake < self._scheduled.get(child_id, _FOREVER):
-            self._scheduled[child_id] = wake
+        """Wake the child at its next deadline, or when it has been quiet for the retention,
+        unless it is already to be woken earlier."""
+        wake = quiet_from(state) + self.params.retention
+        pending = state.pending
+        if pending and pending[0][0] < wake:
+            wake = pending[0][0]
+        current = state.wake
+        if current is None or wake < current:
+            state.wake = wake
             heapq.heappush(self._wakeups, (wake, child_id))
 
 
