@@ -248,6 +248,11 @@ def _child_setup(parent_pid: int) -> Callable[[], None]:
     return setup
 
 
+def child_process_setup(parent_pid: int) -> Callable[[], None]:
+    """For any child process we start (brokers, workers): see :func:`_child_setup`."""
+    return _child_setup(parent_pid)
+
+
 _RUNNING: set[BrokerProcess] = set()
 _RUNNING_LOCK = threading.Lock()
 

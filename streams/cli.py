@@ -14,6 +14,7 @@ from pathlib import Path
 
 from streams.domain.time import Millis, parse_rfc3339
 from streams.errors import SafeguardingError
+from streams.settings import Settings
 
 EXIT_USAGE = 2
 
@@ -50,6 +51,21 @@ def _positive(text: str) -> int:
     return value
 
 
+def _kafka_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bootstrap", metavar="HOST:PORT", help="default: KAFKA_BOOTSTRAP_SERVERS")
+    p.add_argument("--topic-prefix", metavar="P", help="default: safeguarding.")
+
+
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    return Settings.from_env(
+        None,
+        bootstrap=getattr(args, "bootstrap", None),
+        topic_prefix=getattr(args, "topic_prefix", None),
+        partitions=getattr(args, "partitions", None),
+        **extra,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="safeguarding",
@@ -61,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--children", type=_positive, default=300, help="size of the synthetic feed")
     run.add_argument("--days", type=_positive, default=120, help="history of the synthetic feed")
     run.add_argument("--seed", type=int, default=1)
+    run.add_argument("--partitions", type=_positive, help="default: 4")
 
     backtest = sub.add_parser("backtest", help="detect over historic files, write final alerts")
     backtest.add_argument("files", nargs="+", type=_existing_file, metavar="FILE")
@@ -85,15 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--to", dest="end", required=True, metavar="DATE")
     report.add_argument("--json", action="store_true")
 
+    hub = sub.add_parser("hub", help="the safeguarding hub page and API against --bootstrap")
+    _kafka_options(hub)
+
     broker = sub.add_parser("broker", help="run the embedded Kafka-protocol broker")
     broker.add_argument("--port", type=int)
 
-    for name, text in (
-        ("worker", "a Faust worker against --bootstrap / KAFKA_BOOTSTRAP_SERVERS"),
-        ("replay", "produce historic events to the topics, in event-time order"),
-    ):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
+    worker = sub.add_parser("worker", help="a Faust worker against --bootstrap")
+    _kafka_options(worker)
+    worker.add_argument("--mode", choices=["live", "replay"], help="default: live")
+    worker.add_argument("--partitions", type=_positive, help="default: 4")
+
+    replay = sub.add_parser("replay", help="produce historic events in event-time order")
+    replay.add_argument("files", nargs="+", type=_existing_file, metavar="FILE")
+    replay.add_argument("--speed", default="max", help="max, or a factor like 60x")
+    replay.add_argument("--until", type=_timestamp, metavar="TS")
+    replay.add_argument("--dead-letters", type=Path, metavar="FILE")
+    replay.add_argument("--partitions", type=_positive, help="when creating topics; default 4")
+    _kafka_options(replay)
     return parser
 
 
@@ -112,26 +138,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from streams.cli_output import print_backtest_summary, progress_bar
-
-    if args.engine == "kafka":
-        print(
-            "safeguarding backtest: --engine kafka needs the live pipeline, which is not built "
-            "yet; use --engine inline (the same rules, in one process)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    from streams.backtest import backtest_inline
     from streams.history import total_size
 
     with progress_bar(total_size(args.files), "backtest", quiet=args.quiet) as advance:
-        summary = backtest_inline(
-            args.files,
-            args.out,
-            until=args.until,
-            dead_letters=args.dead_letters,
-            on_progress=advance,
-            on_restart=None if args.quiet else lambda msg: print(msg, file=sys.stderr),
-        )
+        if args.engine == "kafka":
+            from streams.backtest_kafka import backtest_kafka
+
+            summary = backtest_kafka(
+                args.files,
+                args.out,
+                until=args.until,
+                dead_letters=args.dead_letters,
+                bootstrap=args.bootstrap,
+                on_progress=advance,
+            )
+        else:
+            from streams.backtest import backtest_inline
+
+            summary = backtest_inline(
+                args.files,
+                args.out,
+                until=args.until,
+                dead_letters=args.dead_letters,
+                on_progress=advance,
+                on_restart=None if args.quiet else lambda msg: print(msg, file=sys.stderr),
+            )
     if not args.quiet:
         print_backtest_summary(summary, args.out, args.dead_letters)
     return 0
@@ -186,17 +217,66 @@ def _cmd_broker(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from streams.demo import run_inline_demo
+    from streams.run import run_embedded
 
-    return run_inline_demo(args.children, args.days, args.seed)
+    return run_embedded(_settings(args), children=args.children, days=args.days, seed=args.seed)
 
 
-def _not_yet(args: argparse.Namespace) -> int:
-    print(
-        f"safeguarding {args.command}: needs the live Kafka pipeline, which is not built yet",
-        file=sys.stderr,
+def _cmd_hub(args: argparse.Namespace) -> int:
+    from streams.hub.serve import main_hub
+
+    return main_hub(_settings(args))
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from streams.worker.run import run_worker
+
+    return run_worker(_settings(args, mode=args.mode))
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import orjson
+
+    from streams.cli_output import print_mapping, progress_bar
+    from streams.history import total_size
+    from streams.replay import parse_speed, replay
+
+    try:
+        speed = parse_speed(args.speed)
+    except ValueError as exc:
+        print(f"safeguarding replay: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    settings = _settings(args, mode="replay")
+    dl = args.dead_letters.open("wb") if args.dead_letters else None
+    try:
+        with progress_bar(total_size(args.files), "replay", quiet=False) as advance:
+            summary = asyncio.run(
+                replay(
+                    args.files,
+                    settings,
+                    speed=speed,
+                    until=args.until,
+                    on_invalid=(lambda r: dl.write(orjson.dumps(r.to_dict()) + b"\n"))
+                    if dl
+                    else None,
+                    on_progress=advance,
+                )
+            )
+    finally:
+        if dl:
+            dl.close()
+    print_mapping(
+        "replayed",
+        {
+            "events": summary.events,
+            "invalid (to dead-letters)": summary.invalid,
+            "topic prefix": settings.topic_prefix,
+            "seconds": f"{summary.seconds:.1f}",
+        },
     )
-    return EXIT_USAGE
+    return 0
 
 
 _HANDLERS = {
@@ -205,8 +285,9 @@ _HANDLERS = {
     "report": _cmd_report,
     "broker": _cmd_broker,
     "run": _cmd_run,
-    "worker": _not_yet,
-    "replay": _not_yet,
+    "hub": _cmd_hub,
+    "worker": _cmd_worker,
+    "replay": _cmd_replay,
 }
 
 

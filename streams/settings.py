@@ -52,6 +52,11 @@ class Topics:
         return f"{self.prefix}by-child"
 
     @property
+    def control(self) -> str:
+        """Internal: a partition's detector says here that it finished a replay."""
+        return f"{self.prefix}control"
+
+    @property
     def inputs(self) -> dict[str, str]:
         """Event kind (``incident``, ``missing_report``, ``referral``) -> topic."""
         return {

@@ -1,0 +1,1 @@
+"""The imperative shell: the Faust app, its topics, tables and agents."""

@@ -1,0 +1,170 @@
+"""Running the real pipeline in tests: workers as child processes, replay, alerts read back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams import codec
+from streams.backtest import backtest_inline
+from streams.broker import child_process_setup, create_topics
+from streams.domain.alerts import Alert, DeadLetter
+from streams.settings import Settings
+from streams.worker.topics import topic_specs
+
+COMPARED = (
+    "rule_id", "child_id", "trigger_id", "severity", "status", "raised_at", "due_at",
+    "resolved_at", "evidence", "summary",
+)  # fmt: skip
+
+
+def settings_for(
+    bootstrap: str, prefix: str, *, mode: str = "replay", partitions: int = 4
+) -> Settings:
+    return Settings.from_env(
+        {}, bootstrap=bootstrap, topic_prefix=prefix, mode=mode, partitions=partitions,
+        tick_interval_s=0.5,
+    )  # fmt: skip
+
+
+def create(settings: Settings) -> None:
+    asyncio.run(create_topics(settings.bootstrap, topic_specs(settings)))
+
+
+@contextmanager
+def worker(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    proc = spawn_worker(settings, log)
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def spawn_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap,
+        "SAFEGUARDING_TOPIC_PREFIX": settings.topic_prefix,
+        "SAFEGUARDING_MODE": settings.mode,
+        "SAFEGUARDING_PARTITIONS": str(settings.partitions),
+        "SAFEGUARDING_LATENESS_MS": str(settings.lateness_ms),
+        "SAFEGUARDING_TICK_INTERVAL_S": str(settings.tick_interval_s),
+        "SAFEGUARDING_LOG_LEVEL": settings.log_level,
+    }
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=env,
+            stdout=fd,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Own session (a terminal's Ctrl-C reaches us, not the worker), and SIGTERM if we
+            # die, even by SIGKILL: a worker never outlives whoever started it.
+            preexec_fn=child_process_setup(os.getpid()),
+        )
+    finally:
+        os.close(fd)  # the child has its own copy
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def kill9(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def inline_alerts(path: Path, tmp: Path) -> dict[str, tuple[object, ...]]:
+    out = tmp / "inline.jsonl"
+    backtest_inline([path], out)
+    return inline_from_file(out)
+
+
+def inline_from_file(path: Path) -> dict[str, tuple[object, ...]]:
+    rows = map(orjson.loads, path.read_bytes().splitlines())
+    return {d["alert_id"]: tuple(d[k] for k in COMPARED) for d in rows}
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def wait_for_alert(
+    settings: Settings, rule_id: str, *, timeout: float, worker: subprocess.Popen[bytes]
+) -> Alert:
+    """The first alert of ``rule_id`` on the alerts topic."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        values = asyncio.run(
+            read_all(settings.bootstrap, settings.topics.alerts, settings.partitions, quiet=0.3)
+        )
+        for value in values:
+            alert = codec.decode_alert_avro(value)
+            if alert.rule_id == rule_id:
+                return alert
+        assert worker.poll() is None, f"the worker exited with status {worker.returncode}"
+        time.sleep(0.3)
+    raise AssertionError(f"no {rule_id} alert within {timeout} s")
+
+
+__all__ = ["Any", "Settings", "replace"]
+
+
+def comparable(alerts: Iterable[Alert]) -> dict[str, tuple[object, ...]]:
+    return {a.alert_id: tuple(codec.alert_to_dict(a)[k] for k in COMPARED) for a in alerts}
+
+
+async def read_all(
+    bootstrap: str, topic: str, partitions: int, *, quiet: float = 2.0
+) -> list[bytes]:
+    """Every record of ``topic`` (until ``quiet`` seconds pass with nothing new)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        values: list[bytes] = []
+        idle = 0.0
+        while idle < quiet:
+            batch = await consumer.getmany(timeout_ms=250)
+            got = [r.value for records in batch.values() for r in records]
+            values += got
+            idle = 0.0 if got else idle + 0.25
+        return values
+    finally:
+        await consumer.stop()
+
+
+async def produce(bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+def dead_letters(values: Iterable[bytes]) -> list[DeadLetter]:
+    return [codec.decode_dead_letter_avro(v) for v in values]

@@ -1,0 +1,196 @@
+"""The live pipeline on a real broker (Tansu and Apache Kafka): same alerts as the inline
+engine, through crashes and rebalances; live deadlines on time; poison dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from streams import codec
+from streams.backtest_kafka import backtest_kafka, collect_alerts
+from streams.domain.events import (
+    HouseholdChild,
+    Incident,
+    IncidentType,
+    MissingReport,
+    MissingStatus,
+    RiskLevel,
+)
+from streams.domain.time import DAY, HOUR, SECOND
+from streams.generate import run_generate
+from streams.replay import replay
+from tests.integration import pipelinekit as kit
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated history of a little over 10,000 events."""
+    path = tmp_path_factory.mktemp("world") / "world.jsonl"
+    run_generate(children=3000, days=300, seed=11, out=path)
+    assert path.read_bytes().count(b"\n") >= 10_000
+    return path
+
+
+@pytest.fixture(scope="module")
+def expected(
+    world: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[object, ...]]:
+    return kit.inline_alerts(world, tmp_path_factory.mktemp("inline"))
+
+
+def test_kafka_engine_equals_inline_alert_for_alert(
+    kafka_broker: kit.Any, world: Path, expected: dict, tmp_path: Path
+) -> None:
+    out = tmp_path / "kafka.jsonl"
+    summary = backtest_kafka([world], out, bootstrap=kafka_broker.bootstrap, timeout=600)
+    got = kit.inline_from_file(out)
+    assert summary.events >= 10_000
+    assert len(got) == len(expected) > 1000
+    assert got == expected
+
+
+def _replay_in_background(world: Path, settings: kit.Settings) -> threading.Thread:
+    thread = threading.Thread(
+        target=lambda: asyncio.run(replay([world], settings, create=False)), daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _wait_for_alerts(settings: kit.Settings, at_least: int, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = asyncio.run(kit.read_all(settings.bootstrap, settings.topics.alerts, 4, quiet=0.5))
+        if len(got) >= at_least:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"fewer than {at_least} alerts within {timeout} s")
+
+
+def test_worker_killed_mid_replay_loses_nothing(
+    kafka_broker: kit.Any, topic_prefix: str, world: Path, expected: dict, tmp_path: Path
+) -> None:
+    settings = kit.settings_for(kafka_broker.bootstrap, topic_prefix)
+    kit.create(settings)
+    first = kit.spawn_worker(settings, tmp_path / "worker1.log")
+    try:
+        replaying = _replay_in_background(world, settings)
+        _wait_for_alerts(settings, at_least=300)
+    finally:
+        kit.kill9(first)  # no clean shutdown: nothing flushed, nothing committed on purpose
+    with kit.worker(settings, tmp_path / "worker2.log") as second:
+        replaying.join(120)
+        alerts = asyncio.run(collect_alerts(settings, partitions=4, worker=second, timeout=600))
+    assert kit.comparable(alerts.values()) == expected
+    # Every version on the topic of one (rule, child, trigger) carries the same id.
+    versions = [
+        codec.decode_alert_avro(v)
+        for v in asyncio.run(kit.read_all(settings.bootstrap, settings.topics.alerts, 4))
+    ]
+    ids: dict[tuple[str, str, str], set[str]] = {}
+    for v in versions:
+        ids.setdefault(v.key, set()).add(v.alert_id)
+    assert all(len(s) == 1 for s in ids.values())
+
+
+def test_two_workers_share_partitions_and_one_may_die(
+    kafka_broker: kit.Any, topic_prefix: str, world: Path, expected: dict, tmp_path: Path
+) -> None:
+    settings = kit.settings_for(kafka_broker.bootstrap, topic_prefix)
+    kit.create(settings)
+    with kit.worker(settings, tmp_path / "a.log") as a:
+        b = kit.spawn_worker(settings, tmp_path / "b.log")
+        try:
+            replaying = _replay_in_background(world, settings)
+            _wait_for_alerts(settings, at_least=300)
+        finally:
+            kit.kill9(b)
+        replaying.join(120)
+        alerts = asyncio.run(collect_alerts(settings, partitions=4, worker=a, timeout=600))
+    assert kit.comparable(alerts.values()) == expected
+    log_a = (tmp_path / "a.log").read_text(errors="replace")
+    log_b = (tmp_path / "b.log").read_text(errors="replace")
+    assert "partition_started" in log_b, "the second worker never got a partition"
+    assert "partition_started" in log_a
+
+
+def test_live_deadline_fires_on_time_without_further_input(
+    kafka_broker: kit.Any, topic_prefix: str, tmp_path: Path
+) -> None:
+    settings = kit.settings_for(kafka_broker.bootstrap, topic_prefix, mode="live")
+    settings = kit.replace(settings, lateness_ms=2 * SECOND)
+    kit.create(settings)
+    with kit.worker(settings, tmp_path / "live.log") as proc:
+        due = kit.wall_ms() + 8 * SECOND
+        incident = Incident(
+            "live-1", due - 24 * HOUR, "LIVE-I1", IncidentType.DOMESTIC_ABUSE, None,
+            (HouseholdChild("LIVE-C1", True, 2),),
+        )  # fmt: skip
+        asyncio.run(
+            kit.produce(
+                settings.bootstrap,
+                [(settings.topics.incidents, b"LIVE-I1", codec.encode_avro(incident))],
+            )
+        )
+        alert = kit.wait_for_alert(settings, "SG01", timeout=90, worker=proc)
+    assert alert.due_at == due
+    # Fired by the wall clock alone: no event came after the incident.
+    assert 0 <= alert.detected_at - due < 10 * SECOND, alert.detected_at - due
+
+
+def test_poison_messages_are_dead_lettered_and_the_pipeline_carries_on(
+    kafka_broker: kit.Any, topic_prefix: str, tmp_path: Path
+) -> None:
+    settings = kit.settings_for(kafka_broker.bootstrap, topic_prefix, mode="live")
+    kit.create(settings)
+    now = kit.wall_ms()
+    valid_referral = codec.encode_avro(
+        codec.event_from_dict(
+            {"type": "referral", "event_id": "r1", "occurred_at": "2024-01-01T00:00:00Z",
+             "referral_id": "R1", "child_id": "P-C9", "agency": "SCHOOL"}
+        )
+    )  # fmt: skip
+    poison = []
+    for topic in settings.topics.inputs.values():
+        poison += [
+            (topic, b"k", b"\x00\xff garbage \xfe"),
+            (topic, b"k", b""),
+            (topic, b"k", b"x" * 70_000),
+        ]
+    poison.append((settings.topics.incidents, b"k", valid_referral))  # wrong schema
+    lac = [
+        MissingReport("p-1", now - 5 * DAY, "P-E1", "P-C1", MissingStatus.REPORTED,
+                      RiskLevel.LOW, True, 14),
+        MissingReport("p-2", now - HOUR, "P-E2", "P-C1", MissingStatus.REPORTED,
+                      RiskLevel.ABSENT, True, 14),
+    ]  # fmt: skip
+    with kit.worker(settings, tmp_path / "poison.log") as proc:
+        asyncio.run(kit.produce(settings.bootstrap, poison))
+        asyncio.run(
+            kit.produce(
+                settings.bootstrap,
+                [(settings.topics.missing_reports, b"P-C1", codec.encode_avro(e)) for e in lac],
+            )
+        )
+        alert = kit.wait_for_alert(settings, "SG04", timeout=90, worker=proc)
+        letters = kit.dead_letters(
+            asyncio.run(kit.read_all(settings.bootstrap, settings.topics.dead_letters, 4))
+        )
+    assert alert.child_id == "P-C1" and alert.trigger_id == "P-E2"
+    assert len(letters) == len(poison)
+    by_topic: dict[str, int] = {}
+    for letter in letters:
+        by_topic[letter.source_topic] = by_topic.get(letter.source_topic, 0) + 1
+        assert letter.reason and letter.offset is not None and letter.partition is not None
+    assert by_topic == {
+        settings.topics.incidents: 4,
+        settings.topics.missing_reports: 3,
+        settings.topics.referrals: 3,
+    }
+    assert any(letter.payload == b"x" * 70_000 for letter in letters)
