@@ -21,7 +21,7 @@ Two economies keep the in-order path cheap (the inline backtest runs it for ever
   then; a late event re-evaluates everything, unfiltered. Where a filtered-out deadline was the
   only one due at its time, a *wake marker* ``(due, "", trigger)`` is queued instead: the times
   at which the engine wakes a child (and may prune it) stay exactly those of every deadline,
-  because pruning decides which alerts a much later action can still resolve.
+  because when pruning runs decides which facts and alerts a very late event still finds.
 - An event in order only updates the resolution of the alerts it can resolve (a referral those
   of SG01, SG02, SG05 and SG08; a missing step those of its own episode), by the one new fact:
   the resolution already recorded is the earliest over every fact seen before.
@@ -385,26 +385,38 @@ def prune(case: CaseState, horizon: Millis) -> list[Alert]:
     if horizon <= case.pruned_to:
         return []
     case.pruned_to = horizon
+    # Plain loops over these few items, not comprehensions: a comprehension's own frame costs
+    # about what its items do (measured: 7.5 us -> 6.3 us a pruning that drops facts).
     final: list[Alert] = []
-    if case.alerts:
-        for key in [k for k, a in case.alerts.items() if a.due_at < horizon]:
-            final.append(case.alerts.pop(key))
+    alerts = case.alerts
+    for alert in alerts.values():
+        if alert.due_at < horizon:
+            final.append(alert)
+    for alert in final:
+        del alerts[(alert.rule_id, alert.trigger_id)]
     if horizon <= case.oldest:
-        # Nothing is that old: most prunings of an active child end here (measured: the
+        # No fact is that old: most prunings of an active child end here (measured: the
         # rebuilt ``seen`` dict alone cost 3.4 us per pruning, one per deadline wake-up).
         return final
-    gone_incidents = [k for k, f in case.incidents.items() if f.at < horizon]
-    for k in gone_incidents:
-        del case.incidents[k]
-    gone_episodes = [k for k, e in case.episodes.items() if e.last_at < horizon]
-    for k in gone_episodes:
-        del case.episodes[k]
-        case.sg05.pop(k, None)
-    if case.referrals and case.referrals[0].at < horizon:
-        case.referrals = [r for r in case.referrals if r.at >= horizon]
-    if case.seen:
-        case.seen = {k: t for k, t in case.seen.items() if t >= horizon}
-    case.oldest = min(case.seen.values(), default=_FOREVER)
+    for k, f in list(case.incidents.items()):
+        if f.at < horizon:
+            del case.incidents[k]
+    for k, e in list(case.episodes.items()):
+        if e.last_at < horizon:
+            del case.episodes[k]
+            case.sg05.pop(k, None)
+    referrals = case.referrals
+    if referrals and referrals[0].at < horizon:
+        case.referrals = [r for r in referrals if r.at >= horizon]
+    seen: dict[str, Millis] = {}
+    oldest = _FOREVER
+    for k, t in case.seen.items():
+        if t >= horizon:
+            seen[k] = t
+            if t < oldest:
+                oldest = t
+    case.seen = seen
+    case.oldest = oldest
     return final
 
 

@@ -232,8 +232,9 @@ class Detector:
             pending = state.pending
             if pending and pending[0][0] < target:
                 out += advance(state, target, ctx)
-            # Pruning at most once a day of event time, at these wake-ups: which alerts a much
-            # later action can still resolve depends on when it runs, so the times are kept.
+            # Pruning at most once a day of event time, at these wake-ups (those of every
+            # deadline, wake markers included): what a very late event still finds depends on
+            # when it ran, so the times are kept as they were.
             if state.latest < horizon or horizon >= state.pruned_to + DAY:
                 self._final += prune(state, horizon)
                 if state.is_empty():
@@ -241,9 +242,7 @@ class Detector:
                     continue
             # Every due before the clock has been evaluated, and a child quiet for the
             # retention has been dropped: the next wake-up is never a time already passed...
-            wake = quiet_from(state) + retention
-            if pending and pending[0][0] < wake:
-                wake = pending[0][0]
+            wake = _next_wake(state, retention)
             if wake < target:
                 # ...unless the state was not built by this engine (alerts with no facts, say):
                 # nothing can change it any more, and waking it again would never end.
@@ -258,14 +257,25 @@ class Detector:
     def _schedule(self, child_id: str, state: CaseState) -> None:
         """Wake the child at its next deadline, or when it has been quiet for the retention,
         unless it is already to be woken earlier."""
-        wake = quiet_from(state) + self.params.retention
-        pending = state.pending
-        if pending and pending[0][0] < wake:
-            wake = pending[0][0]
+        wake = _next_wake(state, self.params.retention)
         current = state.wake
         if current is None or wake < current:
             state.wake = wake
             heapq.heappush(self._wakeups, (wake, child_id))
+
+
+def _next_wake(state: CaseState, retention: Millis) -> Millis:
+    """The child's earliest open deadline, or when it has been quiet for the retention
+    (:func:`~streams.domain.case.quiet_from`), whichever comes first."""
+    pending = state.pending
+    if pending:
+        due = pending[0][0]
+        if due < state.latest + retention:
+            # Quiet from no earlier than its latest fact: no need to look at its alerts (a
+            # loop, and this runs for every event).
+            return due
+        return min(due, quiet_from(state) + retention)
+    return quiet_from(state) + retention
 
 
 def _alert_order(a: Alert) -> tuple[Millis, str, str, str]:
