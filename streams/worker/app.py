@@ -236,7 +236,11 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
             return pd, []
         if True:
             saved = table_bytes(cases.get(_CLOCK_KEY.format(p=p)))
-            clock, max_seen = orjson.loads(saved) if saved else (None, None)
+            # [clock, max_seen, replay sources, finished sources]: the replay ticks a partition
+            # has heard are not heard again after a crash (their offsets were committed).
+            clock, max_seen, sources, finished = (
+                orjson.loads(saved) if saved else [None, None, {}, {}]
+            )
             states = TableStates(cases, p)
             det = Detector(
                 params,
@@ -247,7 +251,7 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
                 # Replay: the clock follows the replayer's ticks, not each partition's events.
                 clock_from_events=mode is Mode.LIVE,
             )
-            pd = detectors[p] = PartitionDetector(det)
+            pd = detectors[p] = PartitionDetector(det, dict(sources), dict(finished))
             log.info("partition_started", partition=p, children=len(states),
                      clock=clock, mode=mode.value)  # fmt: skip
         return pd, [a for state in states.values() for a in state.alerts.values()]
@@ -306,7 +310,9 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
             pd.since_clock_save += 1
             if pd.since_clock_save >= _CLOCK_EVERY or tag in (TICK, FINISH, WALL):
                 det = pd.detector
-                cases[_CLOCK_KEY.format(p=p)] = orjson.dumps([det.clock, det.max_seen])
+                cases[_CLOCK_KEY.format(p=p)] = orjson.dumps(
+                    [det.clock, det.max_seen, pd.sources, pd.finished]
+                )
                 pd.since_clock_save = 0
 
     @app.timer(interval=settings.tick_interval_s, on_leader=True)
