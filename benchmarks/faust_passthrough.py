@@ -1,0 +1,97 @@
+"""A minimal Faust pass-through app: read the input topics, forward every record unchanged.
+
+The benchmark runs it as a child process to measure what Faust itself costs, without our
+decoding, detection or state: ``benchmarks/bench_pipeline.py`` compares it with a plain aiokafka
+consumer (the ceiling) and with the full pipeline.
+
+    PASSTHROUGH_BOOTSTRAP=127.0.0.1:9092 PASSTHROUGH_INPUTS=a,b PASSTHROUGH_OUTPUT=out \\
+        .venv/bin/python benchmarks/faust_passthrough.py
+
+Environment:
+
+- ``PASSTHROUGH_BOOTSTRAP``: ``host:port[,host:port]``;
+- ``PASSTHROUGH_INPUTS``: comma-separated topics to read (they must exist);
+- ``PASSTHROUGH_OUTPUT``: the topic every record is forwarded to (created if missing);
+- ``PASSTHROUGH_APP_ID``: the Faust app id, so the consumer group (default: the output topic);
+- ``PASSTHROUGH_SETTINGS``: a JSON object of extra ``faust.App(...)`` settings, merged over
+  the ones below, for trying Faust settings without editing the worker;
+- ``PASSTHROUGH_FAUST_LOGGING=1``: let Faust's Worker set up logging (its default; see
+  ``main``).
+
+The settings below are the worker's (``streams/worker/app.py``) that concern the consumer and
+producer, so the pass-through pays the same Faust costs as the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import faust
+import orjson
+from faust.worker import Worker
+
+BASE_SETTINGS: dict[str, Any] = {
+    "store": "memory://",
+    "web_enabled": False,
+    "topic_allow_declare": True,
+    "consumer_auto_offset_reset": "earliest",
+    # As the worker: the embedded broker answers a first JoinGroup after half the timeout.
+    "broker_session_timeout": 10.0,
+    "broker_heartbeat_interval": 2.0,
+    "broker_commit_every": 200,
+    "broker_commit_interval": 1.0,
+    "producer_acks": -1,
+    "stream_wait_empty": False,
+    "logging_config": None,
+}
+
+
+def create_app(env: dict[str, str] | None = None) -> faust.App:
+    """The pass-through app configured from ``env`` (default: the process environment)."""
+    env = dict(os.environ if env is None else env)
+    bootstrap = env["PASSTHROUGH_BOOTSTRAP"]
+    inputs = [name for name in env["PASSTHROUGH_INPUTS"].split(",") if name]
+    output = env["PASSTHROUGH_OUTPUT"]
+    settings = {**BASE_SETTINGS, **orjson.loads(env.get("PASSTHROUGH_SETTINGS") or "{}")}
+    app = faust.App(
+        env.get("PASSTHROUGH_APP_ID") or output,
+        broker=[f"kafka://{b}" for b in bootstrap.split(",")],
+        **settings,
+    )
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+           "value_serializer": "raw"}  # fmt: skip
+    source = app.topic(*inputs, **raw)
+    sink = app.topic(output, **raw)
+
+    @app.agent(source, name="passthrough")
+    async def passthrough(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            msg = event.message
+            await sink.send(key=msg.key, value=msg.value, headers=msg.headers)
+
+    return app
+
+
+def main() -> int:
+    app = create_app()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    worker = Worker(
+        app,
+        loglevel="WARNING",
+        quiet=True,
+        redirect_stdouts=False,
+        # Faust's Worker otherwise sets the root logger to DEBUG for its terminal spinner, so
+        # every debug call in Faust and aiokafka builds a LogRecord (a third of the CPU time).
+        override_logging=os.environ.get("PASSTHROUGH_FAUST_LOGGING") == "1",
+    )
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
