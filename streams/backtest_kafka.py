@@ -62,6 +62,8 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
         "SAFEGUARDING_MODE": settings.mode,
         "SAFEGUARDING_PARTITIONS": str(settings.partitions),
         "SAFEGUARDING_LATENESS_MS": str(settings.lateness_ms),
+        "SAFEGUARDING_TICK_INTERVAL_S": str(settings.tick_interval_s),
+        "SAFEGUARDING_LOG_LEVEL": settings.log_level,
     }
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:

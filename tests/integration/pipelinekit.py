@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -19,7 +18,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams import codec
 from streams.backtest import backtest_inline
-from streams.broker import child_process_setup, create_topics
+from streams.backtest_kafka import start_worker
+from streams.broker import create_topics
 from streams.domain.alerts import Alert, DeadLetter
 from streams.settings import Settings
 from streams.worker.topics import topic_specs
@@ -53,30 +53,8 @@ def worker(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def spawn_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap,
-        "SAFEGUARDING_TOPIC_PREFIX": settings.topic_prefix,
-        "SAFEGUARDING_MODE": settings.mode,
-        "SAFEGUARDING_PARTITIONS": str(settings.partitions),
-        "SAFEGUARDING_LATENESS_MS": str(settings.lateness_ms),
-        "SAFEGUARDING_TICK_INTERVAL_S": str(settings.tick_interval_s),
-        "SAFEGUARDING_LOG_LEVEL": settings.log_level,
-    }
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
-            env=env,
-            stdout=fd,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            # Own session (a terminal's Ctrl-C reaches us, not the worker), and SIGTERM if we
-            # die, even by SIGKILL: a worker never outlives whoever started it.
-            preexec_fn=child_process_setup(os.getpid()),
-        )
-    finally:
-        os.close(fd)  # the child has its own copy
+    """``safeguarding worker`` as a child process, exactly as the product starts one."""
+    return start_worker(settings, log)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
