@@ -121,7 +121,7 @@ async def replay(
 
         try:
             last = await _produce(
-                producer, topics.inputs, events(), speed, tick, flush_invalid, summary
+                producer, topics.inputs, events(), speed, tick, flush_invalid, summary, live_tail
             )
         except NotInEventTimeOrder:
             # Nothing was sent that a sorted replay would not send first; start again sorted.
