@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -20,7 +20,7 @@ NOW = 1_800_000_000_000
 class FakeProducer:
     """Stands in for AIOKafkaProducer: records what would be sent, when."""
 
-    sent: list[int] = []
+    sent: ClassVar[list[int]] = []
 
     def __init__(self, **_: Any) -> None:
         FakeProducer.sent = []
