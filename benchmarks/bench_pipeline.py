@@ -10,20 +10,24 @@ For each broker, started here and stopped at the end (one at a time), in a fresh
    its last event (what the client library can do here, with no Faust);
 3. **passthrough**: ``benchmarks/faust_passthrough.py`` (a Faust agent forwarding every record
    to another topic) as a child process: events/s between the timestamps of its first and last
-   forwarded record (so Faust's start-up and group join are not counted);
+   forwarded record (so Faust's start-up and group join are not counted), and events per
+   CPU-second of that process over the same window;
 4. **pipeline**: ``safeguarding worker --mode replay`` as a child process over the same input:
    events/s between its first per-child record and the last partition's finish marker on the
-   control topic (``collect_alerts`` in streams/backtest_kafka.py waits for them);
+   control topic (``collect_alerts`` in streams/backtest_kafka.py waits for them), and events
+   per CPU-second of the worker;
 5. **SG04 latency**: a live-mode worker in another prefix, a steady background load of valid
    referrals to unrelated children, and every ``--probe-every`` seconds a looked-after child's
    two missing reports (REPORTED at HIGH, then a second episode REPORTED as ABSENT), which
    raise SG04 at once; latency = the second report handed to the producer -> the alert read
-   from the alerts topic by a consumer in this process; p50, p99 and max.
+   from the alerts topic by a consumer in this process; p50, p99 and max, and the part of it
+   up to the alert's ``detected_at`` (the rest is publishing the alert and reading it back).
 
 Every phase reads topics that are already full (2-4) or a steady feed (5): a measure is the
-consumer's, not the producer's. Speed is printed, never asserted. Figures depend on the
-machine and on what else runs on it; the two brokers are measured in one run so that they can
-be compared.
+consumer's, not the producer's. Speed is printed, never asserted. Events/s depend on the
+machine and on what else runs on it (on a shared 2-core machine they vary by half from run to
+run); events per CPU-second vary much less, so compare those. The two brokers are measured in
+one run so that they can be compared.
 
 Workers and brokers are child processes of this one; they are stopped on the way out, also on
 Ctrl-C. Their logs are kept in a temporary directory that is printed when a phase fails.
@@ -35,11 +39,13 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -77,6 +83,9 @@ class Result:
     ceiling_rate: float | None = None
     passthrough_rate: float | None = None
     pipeline_rate: float | None = None
+    passthrough_per_cpu: float | None = None
+    """Events per CPU-second of the pass-through process, over the same window."""
+    pipeline_per_cpu: float | None = None
     pipeline_alerts: int | None = None
     worker_ready_s: float | None = None
     """Pipeline: worker process start -> its first per-child record."""
@@ -144,6 +153,53 @@ def tail(path: Path, chars: int = 3000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
 
+class CpuWatch:
+    """A child process's CPU time (all threads, from /proc), sampled with wall-clock stamps.
+
+    On a shared machine events/s depends on what else runs; events per CPU-second of the
+    worker is the steadier figure. None where /proc is missing (not Linux).
+    """
+
+    def __init__(self, pid: int, every: float = 0.2) -> None:
+        self._path = Path(f"/proc/{pid}/stat")
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._every = every
+        self.samples: list[tuple[float, float]] = []
+        """(wall ms, CPU seconds) pairs."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                fields = self._path.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                return
+            # utime and stime are fields 14 and 15 of stat(5); fields[0] is field 3.
+            cpu = (int(fields[11]) + int(fields[12])) / self._tick
+            self.samples.append((time.time() * 1000, cpu))
+            self._stop.wait(self._every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def cpu_between(self, start_ms: float, end_ms: float) -> float | None:
+        """CPU seconds used between two wall-clock times (linear between samples)."""
+        if len(self.samples) < 2 or not (
+            self.samples[0][0] <= start_ms < end_ms <= self.samples[-1][0]
+        ):
+            return None
+        return self._at(end_ms) - self._at(start_ms)
+
+    def _at(self, ms: float) -> float:
+        for (t0, c0), (t1, c1) in itertools.pairwise(self.samples):
+            if t0 <= ms <= t1:
+                return c0 + (c1 - c0) * (ms - t0) / max(t1 - t0, 1e-9)
+        raise ValueError(ms)
+
+
 # -- reading topics ----------------------------------------------------------------------------
 
 
@@ -196,7 +252,8 @@ async def read_events(
 
 
 async def ceiling(settings: Settings, expected: int) -> float:
-    """A plain consumer reading the input topics: events/s, first to last read."""
+    """A plain consumer reading the input topics: events/s, from its first fetch (which
+    includes finding the start offsets) to its last event."""
     c = consumer(settings.bootstrap)
     await c.start()
     try:
@@ -207,18 +264,15 @@ async def ceiling(settings: Settings, expected: int) -> float:
         c.assign(tps)
         await c.seek_to_beginning(*tps)
         seen = 0
-        first: float | None = None
+        started = time.perf_counter()
         deadline = time.monotonic() + 600
         while seen < expected:
             batch = await c.getmany(timeout_ms=200, max_records=50_000)
             for records in batch.values():
                 seen += sum(1 for r in records if r.value)
-            if batch and first is None:
-                first = time.perf_counter()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"ceiling: {seen} of {expected} events in 600 s")
-        assert first is not None
-        return seen / max(time.perf_counter() - first, 1e-9)
+        return seen / max(time.perf_counter() - started, 1e-9)
     finally:
         await c.stop()
 
@@ -270,10 +324,27 @@ async def finish_timestamp(settings: Settings, timeout: float = 30.0) -> int:
 # -- phases ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A consumer's speed over the window from its first to its last record."""
+
+    per_second: float
+    per_cpu_second: float | None
+    """Events per CPU-second of the process measured, over the same window."""
+
+
+def _rate(events: int, first_ms: float, last_ms: float, watch: CpuWatch) -> Rate:
+    cpu = watch.cpu_between(first_ms, last_ms)
+    return Rate(
+        events / max((last_ms - first_ms) / 1000, 1e-3),
+        events / cpu if cpu else None,
+    )
+
+
 async def passthrough(
     settings: Settings, expected: int, log: Path, faust_settings: str | None
-) -> float:
-    """The Faust pass-through over the input topics: events/s, first to last forwarded."""
+) -> Rate:
+    """The Faust pass-through over the input topics, first to last forwarded record."""
     output = f"{settings.topic_prefix}passthrough"
     await create_topics(settings.bootstrap, [TopicSpec(output, settings.partitions)])
     env = {
@@ -284,27 +355,36 @@ async def passthrough(
         "PASSTHROUGH_SETTINGS": faust_settings or "{}",
     }
     with running((sys.executable, str(PASSTHROUGH)), env, log) as proc:
-        seen, first, last = await read_events(
-            settings.bootstrap, [output], settings.partitions, expected,
-            timeout=900, alive=lambda: proc.poll() is None,
-        )  # fmt: skip
-    return seen / max((last - first) / 1000, 1e-3)
+        watch = CpuWatch(proc.pid)
+        try:
+            seen, first, last = await read_events(
+                settings.bootstrap, [output], settings.partitions, expected,
+                timeout=900, alive=lambda: proc.poll() is None,
+            )  # fmt: skip
+            await asyncio.sleep(0.5)  # a CPU sample after the last record
+        finally:
+            watch.stop()
+    return _rate(seen, first, last, watch)
 
 
 async def pipeline(
     settings: Settings, expected: int, log: Path, command: Sequence[str]
-) -> tuple[float, int, float]:
-    """The replay-mode worker over the full input topics: (events/s from its first per-child
-    record to the last finish marker, alerts, seconds from process start to that record)."""
+) -> tuple[Rate, int, float]:
+    """The replay-mode worker over the full input topics, from its first per-child record to
+    the last finish marker; also the alerts, and seconds from process start to that record."""
     started = time.time() * 1000
     with running(command, worker_env(settings), log) as proc:
-        alerts = await collect_alerts(
-            settings, partitions=settings.partitions, worker=proc, timeout=1800
-        )
+        watch = CpuWatch(proc.pid)
+        try:
+            alerts = await collect_alerts(
+                settings, partitions=settings.partitions, worker=proc, timeout=1800
+            )
+        finally:
+            watch.stop()
     first = await first_timestamp(settings.bootstrap, settings.topics.by_child,
                                   settings.partitions, timeout=30)  # fmt: skip
     last = await finish_timestamp(settings)
-    return expected / max((last - first) / 1000, 1e-3), len(alerts), (first - started) / 1000
+    return _rate(expected, first, last, watch), len(alerts), (first - started) / 1000
 
 
 def _missing(child: str, episode: str, at: int, risk: RiskLevel, seq: int) -> MissingReport:
@@ -465,10 +545,11 @@ def bench_broker(name: BrokerName, history: Path, events: int, args: argparse.Na
         if "passthrough" in args.measures:
             log = workdir / "passthrough.log"
             try:
-                result.passthrough_rate = asyncio.run(
-                    passthrough(settings, result.events, log, args.faust_settings)
-                )
-                say(f"passthrough: {result.passthrough_rate:,.0f} events/s")
+                rate = asyncio.run(passthrough(settings, result.events, log, args.faust_settings))
+                result.passthrough_rate = rate.per_second
+                result.passthrough_per_cpu = rate.per_cpu_second
+                say(f"passthrough: {rate.per_second:,.0f} events/s, "
+                    f"{rate.per_cpu_second or 0:,.0f} per CPU-second")  # fmt: skip
             except Exception as exc:
                 _fail(result, "passthrough", exc, log)
         if "pipeline" in args.measures:
@@ -477,11 +558,12 @@ def bench_broker(name: BrokerName, history: Path, events: int, args: argparse.Na
                 rate, alerts, ready = asyncio.run(
                     pipeline(settings, result.events, log, args.worker_command)
                 )
-                result.pipeline_rate, result.pipeline_alerts, result.worker_ready_s = (
-                    rate, alerts, ready
-                )  # fmt: skip
-                say(f"pipeline: {rate:,.0f} events/s, {alerts:,} alerts, first record "
-                    f"{ready:.1f} s after the worker started")  # fmt: skip
+                result.pipeline_rate = rate.per_second
+                result.pipeline_per_cpu = rate.per_cpu_second
+                result.pipeline_alerts, result.worker_ready_s = alerts, ready
+                say(f"pipeline: {rate.per_second:,.0f} events/s, "
+                    f"{rate.per_cpu_second or 0:,.0f} per CPU-second, {alerts:,} alerts, "
+                    f"first record {ready:.1f} s after the worker started")  # fmt: skip
             except Exception as exc:
                 _fail(result, "pipeline", exc, log)
         if "latency" in args.measures:
@@ -541,7 +623,9 @@ def table(results: Sequence[Result], args: argparse.Namespace) -> str:
         ("replay: produce, events/s", lambda r: rate(r.replay_rate)),
         ("ceiling: plain aiokafka consumer, events/s", lambda r: rate(r.ceiling_rate)),
         ("Faust pass-through, events/s", lambda r: rate(r.passthrough_rate)),
+        ("  per CPU-second of its process", lambda r: rate(r.passthrough_per_cpu)),
         ("pipeline (replay worker), events/s", lambda r: rate(r.pipeline_rate)),
+        ("  per CPU-second of the worker", lambda r: rate(r.pipeline_per_cpu)),
         ("pipeline: alerts", alerts),
         ("pipeline: worker start -> first record, s", ready),
         (
@@ -608,6 +692,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    # Right after a topic is created Apache Kafka answers NotLeaderForPartition for a moment;
+    # aiokafka retries and logs each one as a warning.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         history = Path(tmp) / "history.jsonl"
         children = max(1, round(args.events / EVENTS_PER_CHILD_YEAR))
