@@ -25,10 +25,8 @@ from streams.domain.alerts import (
     Alert,
     AlertAction,
     AlertStatus,
-    Mode,
     RuleId,
     Severity,
-    alert_id_for,
 )
 from streams.domain.events import (
     DashRisk,
@@ -40,7 +38,7 @@ from streams.domain.events import (
     MissingStatus,
     RiskLevel,
 )
-from streams.domain.time import HOUR, MINUTE, Millis, parse_rfc3339
+from streams.domain.time import HOUR, MINUTE, Millis
 from streams.hub.app import (
     PUBLIC_ROUTES,
     SESSION_COOKIE,
@@ -51,8 +49,8 @@ from streams.hub.auth import LoginThrottle, UserStore, hash_password
 from streams.hub.feed import HubFeed
 from streams.hub.sse import Broadcaster
 from streams.hub.state import HubState
+from tests.hubkit import T0, make_alert
 
-T0 = parse_rfc3339("2024-03-01T09:00:00Z")
 PASSWORD = "correct horse battery staple"
 SECRET_CHILD = "CHILD-SECRET-4242"
 FAST_SCRYPT = 2**10  # test users only; the default cost is 2**14
@@ -65,33 +63,6 @@ class Clock:
 
     def __call__(self) -> Millis:
         return self.now
-
-
-def make_alert(
-    child: str,
-    rule: RuleId = RuleId.SG01,
-    trigger: str = "INC-1",
-    severity: Severity = Severity.HIGH,
-    raised_at: Millis = T0,
-    status: AlertStatus = AlertStatus.RAISED,
-    resolved_at: Millis | None = None,
-) -> Alert:
-    return Alert(
-        alert_id=alert_id_for(rule, child, trigger),
-        rule_id=rule,
-        child_id=child,
-        trigger_id=trigger,
-        severity=severity,
-        raised_at=raised_at,
-        due_at=raised_at,
-        evidence=("ev-1",),
-        summary="Domestic abuse incident INC-1 listed this child; no referral within 24 hours.",
-        recommended_action="Refer the child to children's social care now.",
-        status=status,
-        resolved_at=resolved_at,
-        mode=Mode.LIVE,
-        detected_at=raised_at + MINUTE,
-    )
 
 
 def make_users() -> tuple[UserStore, str]:

@@ -16,7 +16,6 @@ from streams.domain.alerts import (
     Mode,
     RuleId,
     Severity,
-    alert_id_for,
 )
 from streams.domain.events import (
     Agency,
@@ -29,7 +28,7 @@ from streams.domain.events import (
     Referral,
     RiskLevel,
 )
-from streams.domain.time import DAY, HOUR, MINUTE, parse_rfc3339
+from streams.domain.time import DAY, HOUR, MINUTE
 from streams.hub.state import (
     AlertChanged,
     Filters,
@@ -40,36 +39,9 @@ from streams.hub.state import (
     live_quality,
     rebuild,
 )
+from tests.hubkit import T0, make_alert
 
-T0 = parse_rfc3339("2024-03-01T09:00:00Z")
-
-
-def alert(
-    child: str = "C1",
-    rule: RuleId = RuleId.SG01,
-    trigger: str = "I1",
-    severity: Severity = Severity.HIGH,
-    raised_at: int = T0,
-    status: AlertStatus = AlertStatus.RAISED,
-    resolved_at: int | None = None,
-    mode: Mode = Mode.LIVE,
-) -> Alert:
-    return Alert(
-        alert_id=alert_id_for(rule, child, trigger),
-        rule_id=rule,
-        child_id=child,
-        trigger_id=trigger,
-        severity=severity,
-        raised_at=raised_at,
-        due_at=raised_at,
-        evidence=("e1",),
-        summary="A summary.",
-        recommended_action="Refer now.",
-        status=status,
-        resolved_at=resolved_at,
-        mode=mode,
-        detected_at=raised_at + MINUTE,
-    )
+alert = make_alert
 
 
 def action(

@@ -30,7 +30,6 @@ from streams.domain.alerts import (
     Mode,
     RuleId,
     Severity,
-    alert_id_for,
 )
 from streams.domain.events import MissingReport, MissingStatus, RiskLevel
 from streams.domain.time import HOUR, MINUTE, Millis
@@ -38,6 +37,7 @@ from streams.hub.auth import UserStore
 from streams.hub.kafka import hub_topic_specs
 from streams.hub.serve import serve_hub
 from streams.settings import Settings
+from tests import hubkit
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -55,24 +55,13 @@ def make_alert(
     *,
     status: AlertStatus = AlertStatus.RAISED,
     mode: Mode = Mode.LIVE,
-    raised_at: Millis = NOW - 2 * HOUR,
 ) -> Alert:
-    return Alert(
-        alert_id=alert_id_for(rule, child, trigger),
-        rule_id=rule,
-        child_id=child,
-        trigger_id=trigger,
-        severity=Severity.HIGH,
-        raised_at=raised_at,
-        due_at=raised_at,
-        evidence=("ev-1",),
-        summary="A made-up alert for an integration test.",
-        recommended_action="Refer the child to children's social care now.",
-        status=status,
-        resolved_at=None if status is AlertStatus.RAISED else raised_at + HOUR,
-        mode=mode,
-        detected_at=raised_at + MINUTE,
-    )
+    raised_at = NOW - 2 * HOUR
+    return hubkit.make_alert(
+        child, rule, trigger, Severity.HIGH, raised_at, status,
+        None if status is AlertStatus.RAISED else raised_at + HOUR,
+        mode=mode, summary="A made-up alert for an integration test.",
+    )  # fmt: skip
 
 
 def hub_settings(broker: BrokerProcess, prefix: str) -> Settings:
