@@ -19,7 +19,8 @@ def ticked(events: list[Event], every: list[int], until: int, params: Params | N
     d = Detector(params, now=lambda: 0, clock_from_events=False)
     for i, event in enumerate(events):
         d.feed(event)
-        if every[i % len(every)] == 0 and (i + 1 == len(events) or events[i + 1].occurred_at > event.occurred_at):
+        last_at_this_time = i + 1 == len(events) or events[i + 1].occurred_at > event.occurred_at
+        if every[i % len(every)] == 0 and last_at_this_time:
             d.advance_to(event.occurred_at + 1)  # everything up to this event time has been sent
     d.finish(until)
     return final(d.alerts())
