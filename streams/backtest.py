@@ -50,7 +50,7 @@ class BacktestSummary:
 
 
 def write_alert(out: IO[bytes], alert: Alert) -> None:
-    out.write(orjson.dumps(codec.alert_to_dict(alert), option=orjson.OPT_APPEND_NEWLINE))
+    out.write(codec.alert_json_line(alert))
 
 
 def backtest_inline(
@@ -73,8 +73,13 @@ def backtest_inline(
     # so short-lived cycles are freed): each full pass walks every fact and alert of the
     # retention window, and none of those long-lived objects is in a cycle (a full collection
     # after a two-year backtest finds no garbage). Measured: 15-20% of the run.
+    # The young generations are collected less often than by default (every 50,000
+    # allocations, not 700): most objects then die before a collection has to walk them, and
+    # each walk visits what they point to, scattered over a heap that grows with the number of
+    # children. Short-lived cycles (rare: an invalid record's exception) still go within about
+    # 100,000 events. Measured on the 2-year world: 17.4-19.0 s -> 15.5-16.4 s.
     thresholds = gc.get_threshold()
-    gc.set_threshold(thresholds[0], thresholds[1], 1 << 30)
+    gc.set_threshold(max(thresholds[0], 50_000), max(thresholds[1], 100), 1 << 30)
     try:
         return _run(paths, out_path, until, dead_letters, params, on_progress, True, now)
     except NotInEventTimeOrder as exc:
@@ -108,9 +113,14 @@ def _run(
             dl_file.write(b"\n")
 
     def emit(alerts: list[Alert]) -> None:
+        # One write per alert, each line freed at once: a bytes object from orjson keeps the
+        # capacity it was built with (measured: 41,636 lines held together took 320 MB).
+        counts = summary.alerts
+        line = codec.alert_json_line
+        write = out.write
         for alert in alerts:
-            summary.alerts[(alert.rule_id, alert.status)] += 1
-            write_alert(out, alert)
+            counts[(alert.rule_id, alert.status)] += 1
+            write(line(alert))
 
     with stack, Path(out_path).open("wb") as out:
         feed = detector.feed

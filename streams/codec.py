@@ -65,6 +65,10 @@ from streams.domain.events import (
     MissingStatus,
     Referral,
     RiskLevel,
+    new_household_child,
+    new_incident,
+    new_missing_report,
+    new_referral,
 )
 from streams.domain.time import Millis, from_datetime, parse_rfc3339, to_rfc3339
 from streams.errors import InvalidEvent
@@ -83,6 +87,7 @@ __all__ = [
     "action_from_dict",
     "action_to_dict",
     "alert_from_dict",
+    "alert_json_line",
     "alert_to_dict",
     "dead_letter_from_dict",
     "dead_letter_to_dict",
@@ -528,15 +533,23 @@ def decode_json_line(line: bytes | str) -> Event:
 # readers above decide (and word the error). Measured over a generated world: 5.8 us -> 2.9 us
 # a line, of which orjson itself takes 1.4 us.
 
-_TWO_DIGITS: Final = {f"{n:02d}": n for n in range(60)}
+_MINUTE_MILLIS: Final = {f"{n:02d}": n * 60_000 for n in range(60)}
 """``00`` to ``59`` (ASCII digits only; ``str.isdigit`` would also take other scripts)."""
+_SECOND_MILLIS: Final = {f"{n:02d}": n * 1_000 for n in range(60)}
 _HOURS: Final = {f"{n:02d}": n * 3_600_000 for n in range(24)}
+_HOUR_MILLIS: dict[str, Millis | None] = {}
+"""``2024-05-01T14:`` -> the hour's UTC epoch milliseconds, or None for a prefix to leave to
+:func:`parse_rfc3339`. Emptied when full, so memory stays flat."""
+_CACHE_HOURS: Final = 20_000
+"""About two years of hours (a few MB)."""
+_LAST_FULL_DAY: Final = MAX_MILLIS - 86_399_999
+"""The start of the last day wholly inside the accepted range."""
+
+
 _DAY_MILLIS: dict[str, Millis | None] = {}
 """``2024-05-01T`` -> the day's UTC epoch milliseconds, or None for a date to leave to
 :func:`parse_rfc3339`. Emptied when full, so memory stays flat."""
 _CACHE_DAYS: Final = 40_000
-_LAST_FULL_DAY: Final = MAX_MILLIS - 86_399_999
-"""The start of the last day wholly inside the accepted range."""
 
 
 def _day_millis(date: str) -> Millis | None:
@@ -555,24 +568,36 @@ def _day_millis(date: str) -> Millis | None:
     return millis
 
 
+def _hour_millis(prefix: str) -> Millis | None:
+    """The UTC milliseconds of the hour ``YYYY-MM-DDTHH:`` (from the day's, cached)."""
+    date = prefix[:11]
+    day = _DAY_MILLIS.get(date, -1)
+    if day == -1:  # not cached (no day starts at -1)
+        day = _day_millis(date)
+    hour = _HOURS.get(prefix[11:13])
+    millis = None if day is None or hour is None or prefix[13] != ":" else day + hour
+    if len(_HOUR_MILLIS) >= _CACHE_HOURS:
+        _HOUR_MILLIS.clear()
+    _HOUR_MILLIS[prefix] = millis
+    return millis
+
+
 def _fast_time(text: object) -> Millis | None:
     """``YYYY-MM-DDTHH:MM:SSZ`` as milliseconds, or None for any other text."""
-    if (
-        type(text) is not str
-        or len(text) != 20
-        or text[19] != "Z"
-        or text[13] != ":"
-        or text[16] != ":"
-    ):
+    # The date and hour come from a cache per hour (which a day's cache fills), the minutes
+    # and seconds from tables: three look-ups where there were five. Measured: 0.60 us ->
+    # 0.42 us a time.
+    if type(text) is not str or len(text) != 20 or text[19] != "Z" or text[16] != ":":
         return None
-    date = text[:11]
-    day = _DAY_MILLIS[date] if date in _DAY_MILLIS else _day_millis(date)
-    hour = _HOURS.get(text[11:13])
-    minute = _TWO_DIGITS.get(text[14:16])
-    second = _TWO_DIGITS.get(text[17:19])
-    if day is None or hour is None or minute is None or second is None:
+    prefix = text[:14]
+    hour = _HOUR_MILLIS.get(prefix, -1)
+    if hour == -1:  # not cached (no hour starts at -1: that is not a whole hour)
+        hour = _hour_millis(prefix)
+    minute = _MINUTE_MILLIS.get(text[14:16])
+    second = _SECOND_MILLIS.get(text[17:19])
+    if hour is None or minute is None or second is None:
         return None
-    return day + hour + minute * 60_000 + second * 1_000
+    return hour + minute + second
 
 
 def _fast_incident(obj: dict[str, Any]) -> Incident | None:
@@ -616,10 +641,12 @@ def _fast_incident(obj: dict[str, Any]) -> Incident | None:
             and (age is None or (type(age) is int and 0 <= age <= MAX_AGE))
         ):
             return None
-        children.append(HouseholdChild(child_id, present, age))
+        children.append(new_household_child(child_id, present, age))
     if len(children) > 1 and len({c.child_id for c in children}) != len(children):
         return None
-    return Incident(event_id, occurred_at, incident_id, incident_type, dash_risk, tuple(children))
+    return new_incident(
+        event_id, occurred_at, incident_id, incident_type, dash_risk, tuple(children)
+    )
 
 
 def _fast_missing_report(obj: dict[str, Any]) -> MissingReport | None:
@@ -659,7 +686,7 @@ def _fast_missing_report(obj: dict[str, Any]) -> MissingReport | None:
         or not (age is None or (type(age) is int and 0 <= age <= MAX_AGE))
     ):
         return None
-    return MissingReport(
+    return new_missing_report(
         event_id, occurred_at, episode_id, child_id, status, risk_level, looked_after, age
     )
 
@@ -695,7 +722,9 @@ def _fast_referral(obj: dict[str, Any]) -> Referral | None:
     agency = _AGENCIES[0].get(raw_agency) if type(raw_agency) is str else None
     if occurred_at is None or agency is None:
         return None
-    return Referral(event_id, occurred_at, referral_id, child_id, agency, incident_id, episode_id)
+    return new_referral(
+        event_id, occurred_at, referral_id, child_id, agency, incident_id, episode_id
+    )
 
 
 _FAST_READERS: Final[dict[str, Callable[[dict[str, Any]], Event | None]]] = {
@@ -783,6 +812,43 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
         "mode": text[alert.mode],
         "detected_at": to_rfc3339(alert.detected_at),
     }
+
+
+def alert_json_line(alert: Alert) -> bytes:
+    """``orjson.dumps(alert_to_dict(alert))`` and a newline, the same bytes, built faster for
+    the backtest's output: orjson writes an enum as its value and a tuple as a list itself, and
+    ``detected_at`` is the same instant for many alerts in a row. Measured: 2.2 us -> 1.6 us."""
+    resolved_at = alert.resolved_at
+    raised_at = to_rfc3339(alert.raised_at)
+    detected_at, detected_text = _LAST_DETECTED[0]
+    if detected_at != alert.detected_at:
+        detected_at = alert.detected_at
+        detected_text = to_rfc3339(detected_at)
+        _LAST_DETECTED[0] = (detected_at, detected_text)  # one store: safe across threads
+    return _dumps(
+        {
+            "alert_id": alert.alert_id,
+            "rule_id": alert.rule_id,
+            "child_id": alert.child_id,
+            "trigger_id": alert.trigger_id,
+            "severity": alert.severity,
+            "raised_at": raised_at,
+            "due_at": raised_at if alert.due_at == alert.raised_at else to_rfc3339(alert.due_at),
+            "evidence": alert.evidence,
+            "summary": alert.summary,
+            "recommended_action": alert.recommended_action,
+            "status": alert.status,
+            "resolved_at": None if resolved_at is None else to_rfc3339(resolved_at),
+            "mode": alert.mode,
+            "detected_at": detected_text,
+        },
+        option=orjson.OPT_APPEND_NEWLINE,
+    )
+
+
+_dumps: Final = orjson.dumps
+_LAST_DETECTED: Final[list[tuple[Millis, str]]] = [(-1, "")]
+"""The last ``detected_at`` written, with its text."""
 
 
 _ENUM_TEXT: Final[dict[object, str]] = {

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
+from streams.domain.fastinit import constructor
 from streams.domain.time import Millis
 
 
@@ -84,12 +85,17 @@ def alert_id_for(rule_id: str, child_id: str, trigger_id: str) -> str:
     True
     """
     # uuid.uuid5 by hand (SHA-1 of namespace and name, version 5, RFC 4122 variant), without
-    # building a UUID object: measured 3.9 us -> 1.0 us an alert.
-    h = hashlib.sha1(
-        _NAMESPACE_BYTES + f"{rule_id}\x1f{child_id}\x1f{trigger_id}".encode(),
-        usedforsecurity=False,
-    ).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:32]}"
+    # building a UUID object (measured: 3.9 us -> 1.4 us an alert), from a copy of the hash
+    # state that has digested the namespace (1.4 us -> 1.0 us).
+    h = _NAMESPACE_SHA1()
+    h.update(f"{rule_id}\x1f{child_id}\x1f{trigger_id}".encode())
+    x = h.hexdigest()
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_OF[x[16]]}{x[17:20]}-{x[20:32]}"
+
+
+_NAMESPACE_SHA1 = hashlib.sha1(_NAMESPACE_BYTES, usedforsecurity=False).copy
+"""A fresh SHA-1 state that has already digested the namespace."""
+_VARIANT_OF = dict(zip("0123456789abcdef", _VARIANT, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +126,10 @@ class Alert:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.rule_id, self.child_id, self.trigger_id)
+
+
+new_alert = constructor(Alert)
+"""``Alert(...)`` with all 14 fields positionally, built faster (the engine's hot path)."""
 
 
 class ActionKind(StrEnum):

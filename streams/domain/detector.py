@@ -85,6 +85,8 @@ class Detector:
         :meth:`advance_to` (the Kafka pipeline's replay ticks: "everything up to t has been
         sent"), and with :meth:`tick` and :meth:`finish` as usual."""
         self.params = params or Params()
+        self._retention = self.params.retention
+        self._lateness = self.params.lateness
         self.ctx = Context(self.params, mode, until, 0)
         self._now = now
         self.states: MutableMapping[str, CaseState] = {} if states is None else states
@@ -93,16 +95,20 @@ class Detector:
         self.max_seen: Millis = _NEVER if max_seen is None else max_seen
         self.stats = DetectorStats()
         self._clock_from_events = clock_from_events
-        self._wakeups: list[tuple[Millis, str]] = []
-        """Heap of (wake, child_id); an entry whose child has since been rescheduled (its
-        ``CaseState.wake`` differs) is stale and skipped."""
+        self._wakeups: list[Millis] = []
+        """Heap of the distinct wake-up times in :attr:`_waking`."""
+        self._waking: dict[Millis, list[str]] = {}
+        """Wake-up time -> the children to wake then. An entry whose child has since been
+        rescheduled (its ``CaseState.wake`` differs) is stale and skipped. Children are woken
+        in (time, child_id) order, as a heap of (time, child_id) would give; but a heap of plain
+        integers compares them in C without tuples (measured on 60,000 children: a pop and a
+        push cost 2.2 us with tuples, 0.8 us with integers)."""
         self._final: list[Alert] = []
         for child_id, state in self.states.items():
             if state.wake is None:
                 self._schedule(child_id, state)
             else:
-                self._wakeups.append((state.wake, child_id))
-        heapq.heapify(self._wakeups)
+                self._wake_at(state.wake, child_id)
 
     # -- input -----------------------------------------------------------------------------
 
@@ -112,7 +118,8 @@ class Detector:
         stats.events += 1
         at = event.occurred_at
         clock = self.clock
-        if at < clock - self.params.retention:
+        retention = self._retention
+        if at < clock - retention:
             stats.too_late += 1
             return []
         ctx = self.ctx
@@ -135,8 +142,20 @@ class Detector:
             elif event.event_id in state.seen:
                 duplicate = True
                 continue
-            out += apply_event(state, event, clock, ctx)
-            self._schedule(child_id, state)
+            found = apply_event(state, event, clock, ctx)
+            if found:
+                out += found
+            # Wake the child at its next deadline, unless it is already to be woken earlier
+            # (self._schedule, inline: this runs for every event).
+            pending = state.pending
+            if pending and pending[0][0] < state.latest + retention:
+                wake = pending[0][0]
+            else:
+                wake = _next_wake(state, retention)
+            current = state.wake
+            if current is None or wake < current:
+                state.wake = wake
+                self._wake_at(wake, child_id)
             states[child_id] = state  # after every change: a table's changelog sees it
         if duplicate:
             stats.duplicates += 1
@@ -145,8 +164,20 @@ class Detector:
         if at > self.max_seen:
             self.max_seen = at
             if self._clock_from_events:
-                out += self._advance(at - self.params.lateness)
-        stats.alert_versions += len(out)
+                # self._advance(at - lateness), with its cheap half inline: nothing is due
+                # after about half the events.
+                target = at - self._lateness
+                until = ctx.until
+                if until is not None and target > until + 1:
+                    target = until + 1  # deadlines after --until never fire
+                if target > self.clock:
+                    heap = self._wakeups
+                    if heap and heap[0] < target:
+                        out += self._advance(target)
+                    else:
+                        self.clock = target
+        if out:
+            stats.alert_versions += len(out)
         return out
 
     def feed_all(self, events: Iterable[Event]) -> list[Alert]:
@@ -217,42 +248,73 @@ class Detector:
             return []
         self.clock = target
         heap = self._wakeups
-        if not heap or heap[0][0] >= target:
+        if not heap or heap[0] >= target:
             return []  # nothing due: about half the events
         out: list[Alert] = []
         states = self.states
         ctx = self.ctx
         retention = self.params.retention
         horizon = target - retention
-        while heap and heap[0][0] < target:
-            wake, child_id = heapq.heappop(heap)
-            state = states.get(child_id)
-            if state is None or state.wake != wake:
-                continue  # superseded by an earlier wakeup for the same child
-            pending = state.pending
-            if pending and pending[0][0] < target:
-                out += advance(state, target, ctx)
-            # Pruning at most once a day of event time, at these wake-ups (those of every
-            # deadline, wake markers included): what a very late event still finds depends on
-            # when it ran, so the times are kept as they were.
-            if state.latest < horizon or horizon >= state.pruned_to + DAY:
-                self._final += prune(state, horizon)
-                if state.is_empty():
+        waking = self._waking
+        final = self._final
+        pop = heapq.heappop
+        heappush = heapq.heappush
+        while heap and heap[0] < target:
+            wake = pop(heap)
+            children = waking.pop(wake)
+            if len(children) > 1:
+                children.sort()  # children due at the same time are woken in child_id order
+            for child_id in children:
+                state = states.get(child_id)
+                if state is None or state.wake != wake:
+                    continue  # superseded by an earlier wakeup for the same child
+                pending = state.pending
+                if pending and pending[0][0] < target:
+                    found = advance(state, target, ctx)
+                    if found:
+                        out += found
+                # Pruning at most once a day of event time, at these wake-ups (those of every
+                # deadline, wake markers included): what a very late event still finds depends
+                # on when it ran, so the times are kept as they were.
+                if state.latest < horizon or horizon >= state.pruned_to + DAY:
+                    dropped = prune(state, horizon)
+                    if dropped:
+                        final += dropped
+                    if not state.seen and not state.alerts:  # state.is_empty()
+                        del states[child_id]
+                        continue
+                # Every due before the clock has been evaluated, and a child quiet for the
+                # retention has been dropped: the next wake-up is never a time already
+                # passed...
+                pending = state.pending
+                if pending and pending[0][0] < state.latest + retention:
+                    next_wake = pending[0][0]  # _next_wake's quick answer, inline
+                else:
+                    next_wake = _next_wake(state, retention)
+                if next_wake < target:
+                    # ...unless the state was not built by this engine (alerts with no facts,
+                    # say): nothing can change it any more, and waking it again would never end.
+                    final += state.alerts.values()
                     del states[child_id]
                     continue
-            # Every due before the clock has been evaluated, and a child quiet for the
-            # retention has been dropped: the next wake-up is never a time already passed...
-            wake = _next_wake(state, retention)
-            if wake < target:
-                # ...unless the state was not built by this engine (alerts with no facts, say):
-                # nothing can change it any more, and waking it again would never end.
-                self._final += state.alerts.values()
-                del states[child_id]
-                continue
-            state.wake = wake
-            heapq.heappush(heap, (wake, child_id))
-            states[child_id] = state
+                state.wake = next_wake
+                bucket = waking.get(next_wake)  # self._wake_at, inline
+                if bucket is None:
+                    waking[next_wake] = [child_id]
+                    heappush(heap, next_wake)
+                else:
+                    bucket.append(child_id)
+                states[child_id] = state
         return out
+
+    def _wake_at(self, wake: Millis, child_id: str) -> None:
+        """Add a wake-up for the child (see :attr:`_waking`)."""
+        children = self._waking.get(wake)
+        if children is None:
+            self._waking[wake] = [child_id]
+            heapq.heappush(self._wakeups, wake)
+        else:
+            children.append(child_id)
 
     def _schedule(self, child_id: str, state: CaseState) -> None:
         """Wake the child at its next deadline, or when it has been quiet for the retention,
@@ -261,7 +323,7 @@ class Detector:
         current = state.wake
         if current is None or wake < current:
             state.wake = wake
-            heapq.heappush(self._wakeups, (wake, child_id))
+            self._wake_at(wake, child_id)
 
 
 def _next_wake(state: CaseState, retention: Millis) -> Millis:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from streams.domain.fastinit import constructor
 from streams.domain.time import Millis
 
 
@@ -130,6 +131,12 @@ class Referral:
 
 Event = Incident | MissingReport | Referral
 """Any input event."""
+
+new_household_child = constructor(HouseholdChild)
+new_incident = constructor(Incident)
+new_missing_report = constructor(MissingReport)
+new_referral = constructor(Referral)
+"""The events' constructors with every field positional, built faster (the codec's hot path)."""
 
 EVENT_TYPES: dict[str, type[Incident] | type[MissingReport] | type[Referral]] = {
     "incident": Incident,

@@ -20,10 +20,12 @@ def local(ms: Millis) -> str:
     """
     # Local time is UTC plus the offset of the day (cached per UTC day, or per hour on the two
     # days a year the clocks change); the local date's text is cached per day, the hour and
-    # minute come from a table. Measured: 4.0 us -> 0.4 us a call (two calls per alert).
-    offset = _DAY_OFFSET.get(ms // DAY)
+    # minute come from a table of the 1,440 minutes of a day. Measured: 4.0 us -> 0.4 us a call
+    # (two calls per alert).
+    day = ms // DAY
+    offset = _DAY_OFFSET.get(day)
     if offset is None:
-        offset = _day_offset(ms // DAY)
+        offset = _day_offset(day)
     if offset == _CHANGES:
         offset = _hour_offset(ms // HOUR)
         if offset is None:  # pragma: no cover - not a whole minute: not since 1847 in London
@@ -32,10 +34,11 @@ def local(ms: Millis) -> str:
     date = _LOCAL_DATE.get(at // DAY)
     if date is None:
         date = _local_date(at // DAY)
-    return f"{date}{_TWO_DIGITS[at // HOUR % 24]}:{_TWO_DIGITS[at // MINUTE % 60]}"
+    return date + _HOUR_MINUTE[at // MINUTE % 1440]
 
 
-_TWO_DIGITS = tuple(f"{n:02d}" for n in range(60))
+_HOUR_MINUTE = tuple(f"{n // 60:02d}:{n % 60:02d}" for n in range(1440))
+"""``HH:MM`` of each minute of the day."""
 _CHANGES = -1
 """The offset cached for a UTC day on which Europe/London's offset changes."""
 _DAY_OFFSET: dict[int, int] = {}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Iterator, MutableMapping
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,10 +22,19 @@ from streams.domain.alerts import (
     RuleId,
     Severity,
     alert_id_for,
+    new_alert,
 )
 from streams.domain.case import CaseState
 from streams.domain.detector import Detector
-from streams.domain.events import Event, RiskLevel
+from streams.domain.events import (
+    Event,
+    HouseholdChild,
+    Incident,
+    MissingReport,
+    Referral,
+    RiskLevel,
+)
+from streams.domain.fastinit import constructor
 from streams.domain.params import Params
 from streams.domain.summaries import local
 from streams.domain.time import DAY, HOUR, MINUTE, parse_rfc3339, to_rfc3339
@@ -267,3 +278,93 @@ def test_the_fast_json_path_decodes_as_the_full_validator(
     assert outcome(lambda: codec.decode_json_line(line)) == outcome(
         lambda: codec.event_from_dict(orjson.loads(line))
     )
+
+
+# -- the hot path's shortcuts give exactly what the plain code gives ------------------------------
+
+
+def test_children_due_at_the_same_time_are_woken_in_child_id_order() -> None:
+    """Wake-ups are kept in buckets per time: within one, children go in child_id order (as
+    the heap of (time, child_id) did), whatever the order they were scheduled in."""
+    d = Detector(now=lambda: 0)
+    for child in ("C3", "C1", "C2"):
+        d.feed(da(f"I-{child}", t(), (child, True, 18)))  # 18: no SG02
+    fired = d.advance_to(t(hours=25))
+    assert [(a.rule_id, a.child_id) for a in fired] == [
+        ("SG01", "C1"),
+        ("SG01", "C2"),
+        ("SG01", "C3"),
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_any_time.map(lambda at: at // 1000 * 1000), st.data())
+def test_the_fast_time_reader_agrees_with_the_parser(at: int, data: st.DataObject) -> None:
+    """Whole seconds in the fast shape are read as the full parser reads them; any change to
+    a character gives the same time or None (then the full parser decides)."""
+    text = to_rfc3339(at)
+    assert codec._fast_time(text) == parse_rfc3339(text) == at
+    i = data.draw(st.integers(0, len(text) - 1))
+    changed = text[:i] + data.draw(st.sampled_from("09-T:Z+.x ٣")) + text[i + 1 :]
+    fast = codec._fast_time(changed)
+    if fast is not None:
+        assert fast == parse_rfc3339(changed)
+
+
+_alerts = st.builds(
+    Alert,
+    alert_id=st.uuids().map(str),
+    rule_id=st.sampled_from(RuleId),
+    child_id=_texts,
+    trigger_id=_texts,
+    severity=st.sampled_from(Severity),
+    raised_at=_any_time,
+    due_at=_any_time,
+    evidence=st.lists(_texts, max_size=3).map(tuple),
+    summary=_texts,
+    recommended_action=_texts,
+    status=st.sampled_from(AlertStatus),
+    resolved_at=st.none() | _any_time,
+    mode=st.sampled_from(Mode),
+    detected_at=st.sampled_from([0, T0, T0 + 1]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_alerts, min_size=1, max_size=4))
+def test_an_alert_json_line_is_the_json_of_its_dict(alerts: list[Alert]) -> None:
+    for alert in alerts:  # several in a row: the cached detected_at text must follow
+        expected = orjson.dumps(codec.alert_to_dict(alert), option=orjson.OPT_APPEND_NEWLINE)
+        assert codec.alert_json_line(alert) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(_alerts)
+def test_the_fast_alert_constructor_builds_the_same_frozen_alert(alert: Alert) -> None:
+    fields = [getattr(alert, f.name) for f in dataclasses.fields(Alert)]
+    built = new_alert(*fields)
+    assert type(built) is Alert
+    assert built == alert
+    assert hash(built) == hash(alert)
+    assert repr(built) == repr(alert)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.status = AlertStatus.RESOLVED  # type: ignore[misc]
+
+
+def test_the_fast_constructor_falls_back_to_the_class_where_it_cannot_apply() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class NoSlots:
+        x: int
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        x: int
+
+        def __post_init__(self) -> None:
+            if self.x < 0:
+                raise ValueError("negative")
+
+    assert constructor(NoSlots) is NoSlots
+    assert constructor(Checked) is Checked
+    for cls in (Incident, MissingReport, Referral, HouseholdChild):
+        assert constructor(cls) is not cls
