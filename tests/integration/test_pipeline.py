@@ -8,7 +8,9 @@ import threading
 import time
 from pathlib import Path
 
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams import codec
 from streams.backtest_kafka import backtest_kafka, collect_alerts
@@ -194,3 +196,50 @@ def test_poison_messages_are_dead_lettered_and_the_pipeline_carries_on(
         settings.topics.referrals: 3,
     }
     assert any(letter.payload == b"x" * 70_000 for letter in letters)
+
+
+async def _first_alert(settings: kit.Settings, timeout: float = 180) -> None:
+    """Return as soon as the alerts topic has a record."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.topics.alerts, p) for p in range(settings.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any((await consumer.getmany(timeout_ms=20)).values()):
+                return
+        raise AssertionError(f"no alert within {timeout} s")
+    finally:
+        await consumer.stop()
+
+
+def test_worker_killed_early_in_replay_loses_nothing(
+    kafka_broker: kit.Any, topic_prefix: str, world: Path, expected: dict, tmp_path: Path
+) -> None:
+    """As above, but killed at its first alert: the batched pipeline is fast enough to finish
+    this world before 300 alerts are read back, so this one makes sure the second worker
+    really recovers half-done partitions (states, clocks, replay sources) from the table."""
+    settings = kit.settings_for(kafka_broker.bootstrap, topic_prefix)
+    kit.create(settings)
+    first = kit.spawn_worker(settings, tmp_path / "worker1.log")
+    try:
+        replaying = _replay_in_background(world, settings)
+        asyncio.run(_first_alert(settings))
+    finally:
+        kit.kill9(first)
+    done = [
+        m
+        for m in map(
+            orjson.loads,
+            asyncio.run(kit.read_all(settings.bootstrap, settings.topics.control, 1, quiet=0.5)),
+        )
+        if m.get("done")
+    ]
+    assert len(done) < settings.partitions, "the first worker finished before it was killed"
+    with kit.worker(settings, tmp_path / "worker2.log") as second:
+        replaying.join(120)
+        alerts = asyncio.run(collect_alerts(settings, partitions=4, worker=second, timeout=600))
+    assert kit.comparable(alerts.values()) == expected
+    assert "partition_started" in (tmp_path / "worker2.log").read_text(errors="replace")
