@@ -64,6 +64,7 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
         "SAFEGUARDING_LATENESS_MS": str(settings.lateness_ms),
         "SAFEGUARDING_TICK_INTERVAL_S": str(settings.tick_interval_s),
         "SAFEGUARDING_LOG_LEVEL": settings.log_level,
+        "SAFEGUARDING_UNTIL_MS": "" if settings.until_ms is None else str(settings.until_ms),
     }
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
@@ -172,6 +173,7 @@ def backtest_kafka(
             topic_prefix=f"backtest.{uuid.uuid4().hex[:12]}.",
             mode="replay",
             partitions=partitions,
+            until_ms=until,  # so an SG04 after it is not raised, as inline
         )
         log_path = Path(tmp) / "worker.log"
 

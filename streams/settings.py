@@ -93,6 +93,10 @@ class Settings:
     data_dir: str = _env("SAFEGUARDING_DATA_DIR", "")
     """Where the worker keeps local table state; a temporary directory when empty."""
     log_level: str = _env("SAFEGUARDING_LOG_LEVEL", "info")
+    until_ms: int | None = _env("SAFEGUARDING_UNTIL_MS", "")  # type: ignore[assignment]
+    """A replay worker's ``--until`` (event time, ms), when it is known before the replay starts
+    (``backtest --engine kafka``): no alert is raised after it, as in the inline engine. Without
+    it the worker learns ``--until`` from the replay's finish ticks, after every event."""
 
     @property
     def topics(self) -> Topics:
@@ -127,6 +131,13 @@ def _convert(attr: str, env_name: str, raw: Any, _: type) -> Any:
         raise ConfigurationError(f"{env_name}: expected a number, received {raw!r}") from exc
     if attr in optional:
         return raw or None
+    if attr == "until_ms":
+        if raw == "":
+            return None
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise ConfigurationError(f"{env_name}: expected a number, received {raw!r}") from exc
     if attr == "mode" and raw not in ("live", "replay"):
         raise ConfigurationError(f"{env_name}: expected live or replay, received {raw!r}")
     return raw

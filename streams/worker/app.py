@@ -276,6 +276,7 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
             states=states,
             clock=clock,
             max_seen=max_seen,
+            until=settings.until_ms if mode is Mode.REPLAY else None,
             # Replay: the clock follows the replayer's ticks, not each partition's events.
             clock_from_events=mode is Mode.LIVE,
         )

@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams import codec
+from streams.backtest import backtest_inline
 from streams.backtest_kafka import backtest_kafka, collect_alerts
 from streams.domain.events import (
     HouseholdChild,
@@ -22,7 +23,7 @@ from streams.domain.events import (
     MissingStatus,
     RiskLevel,
 )
-from streams.domain.time import DAY, HOUR, SECOND
+from streams.domain.time import DAY, HOUR, SECOND, parse_rfc3339
 from streams.generate import run_generate
 from streams.replay import replay
 from tests.integration import pipelinekit as kit
@@ -55,6 +56,25 @@ def test_kafka_engine_equals_inline_alert_for_alert(
     assert summary.events >= 10_000
     assert len(got) == len(expected) > 1000
     assert got == expected
+
+
+def test_kafka_engine_equals_inline_with_until_before_the_last_event(
+    kafka_broker: kit.Any, world: Path, tmp_path: Path
+) -> None:
+    """``--until`` caps raising in both engines, an SG04 of an event after it included (the
+    worker is told ``--until`` before the replay; from the finish ticks alone it would learn
+    it only after every event)."""
+    times = sorted(orjson.loads(line)["occurred_at"] for line in world.read_bytes().splitlines())
+    until = parse_rfc3339(times[len(times) * 6 // 10])
+    inline_out, kafka_out = tmp_path / "inline.jsonl", tmp_path / "kafka.jsonl"
+    backtest_inline([world], inline_out, until=until)
+    want = kit.inline_from_file(inline_out)
+    later = [line for line in world.read_bytes().splitlines() if b'"REPORTED"' in line]
+    assert any(parse_rfc3339(orjson.loads(x)["occurred_at"]) > until for x in later)
+    backtest_kafka([world], kafka_out, bootstrap=kafka_broker.bootstrap, until=until, timeout=600)
+    got = kit.inline_from_file(kafka_out)
+    assert len(want) > 500
+    assert got == want
 
 
 def _replay_in_background(world: Path, settings: kit.Settings) -> threading.Thread:
@@ -184,12 +204,15 @@ def test_poison_messages_are_dead_lettered_and_the_pipeline_carries_on(
         letters = kit.dead_letters(
             asyncio.run(kit.read_all(settings.bootstrap, settings.topics.dead_letters, 4))
         )
-    assert alert.child_id == "P-C1" and alert.trigger_id == "P-E2"
+    assert alert.child_id == "P-C1"
+    assert alert.trigger_id == "P-E2"
     assert len(letters) == len(poison)
     by_topic: dict[str, int] = {}
     for letter in letters:
         by_topic[letter.source_topic] = by_topic.get(letter.source_topic, 0) + 1
-        assert letter.reason and letter.offset is not None and letter.partition is not None
+        assert letter.reason
+        assert letter.offset is not None
+        assert letter.partition is not None
     assert by_topic == {
         settings.topics.incidents: 4,
         settings.topics.missing_reports: 3,
