@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
-from typing import IO, Any, Final, TypeVar
+from typing import IO, Any, Final, TypeGuard, TypeVar
 
 import fastavro
 import orjson
@@ -262,16 +262,21 @@ _E = TypeVar("_E")
 _TimeReader = Callable[[Mapping[str, Any], str, str], Millis]
 
 
+def _is_id(value: object) -> TypeGuard[str]:
+    """An identifier: a string with something in it besides white space."""
+    return type(value) is str and value != "" and not value.isspace()
+
+
 def _str(obj: Mapping[str, Any], key: str, where: str) -> str:
     value = obj.get(key, _MISSING)
-    if type(value) is str and value and not value.isspace():
+    if _is_id(value):
         return value
     raise _bad(where, key, "a non-empty string", value)
 
 
 def _opt_str(obj: Mapping[str, Any], key: str, where: str) -> str | None:
     value = obj.get(key)
-    if value is None or (type(value) is str and value and not value.isspace()):
+    if value is None or _is_id(value):
         return value
     raise _bad(where, key, "a non-empty string or null", value)
 
@@ -393,7 +398,7 @@ def _children(value: object, where: str) -> tuple[HouseholdChild, ...]:
         if type(item) is not dict:
             raise _bad(where, f"children[{index}]", "an object {child_id, present, age}", item)
         child_id = item.get("child_id", _MISSING)
-        if type(child_id) is not str or not child_id or child_id.isspace():
+        if not _is_id(child_id):
             raise _bad(where, f"children[{index}].child_id", "a non-empty string", child_id)
         if child_id in seen:
             # The value is not echoed: an id in a reason would travel into logs.
@@ -603,14 +608,7 @@ def _fast_time(text: object) -> Millis | None:
 def _fast_incident(obj: dict[str, Any]) -> Incident | None:
     event_id = obj.get("event_id")
     incident_id = obj.get("incident_id")
-    if not (
-        type(event_id) is str
-        and event_id
-        and not event_id.isspace()
-        and type(incident_id) is str
-        and incident_id
-        and not incident_id.isspace()
-    ):
+    if not (_is_id(event_id) and _is_id(incident_id)):
         return None
     occurred_at = _fast_time(obj.get("occurred_at"))
     kind = obj.get("incident_type")
@@ -634,9 +632,7 @@ def _fast_incident(obj: dict[str, Any]) -> Incident | None:
         present = item.get("present")
         age = item.get("age")
         if not (
-            type(child_id) is str
-            and child_id
-            and not child_id.isspace()
+            _is_id(child_id)
             and (present is True or present is False)
             and (age is None or (type(age) is int and 0 <= age <= MAX_AGE))
         ):
@@ -653,17 +649,7 @@ def _fast_missing_report(obj: dict[str, Any]) -> MissingReport | None:
     event_id = obj.get("event_id")
     episode_id = obj.get("episode_id")
     child_id = obj.get("child_id")
-    if not (
-        type(event_id) is str
-        and event_id
-        and not event_id.isspace()
-        and type(episode_id) is str
-        and episode_id
-        and not episode_id.isspace()
-        and type(child_id) is str
-        and child_id
-        and not child_id.isspace()
-    ):
+    if not (_is_id(event_id) and _is_id(episode_id) and _is_id(child_id)):
         return None
     occurred_at = _fast_time(obj.get("occurred_at"))
     raw_status = obj.get("status")
@@ -698,23 +684,11 @@ def _fast_referral(obj: dict[str, Any]) -> Referral | None:
     incident_id = obj.get("incident_id")
     episode_id = obj.get("episode_id")
     if not (
-        type(event_id) is str
-        and event_id
-        and not event_id.isspace()
-        and type(referral_id) is str
-        and referral_id
-        and not referral_id.isspace()
-        and type(child_id) is str
-        and child_id
-        and not child_id.isspace()
-        and (
-            incident_id is None
-            or (type(incident_id) is str and incident_id and not incident_id.isspace())
-        )
-        and (
-            episode_id is None
-            or (type(episode_id) is str and episode_id and not episode_id.isspace())
-        )
+        _is_id(event_id)
+        and _is_id(referral_id)
+        and _is_id(child_id)
+        and (incident_id is None or _is_id(incident_id))
+        and (episode_id is None or _is_id(episode_id))
     ):
         return None
     occurred_at = _fast_time(obj.get("occurred_at"))
@@ -860,7 +834,7 @@ def _evidence(value: object, where: str) -> tuple[str, ...]:
     if type(value) is not list:
         raise _bad(where, "evidence", "a list of event_ids", value)
     for index, item in enumerate(value):
-        if type(item) is not str or not item or item.isspace():
+        if not _is_id(item):
             raise _bad(where, f"evidence[{index}]", "a non-empty string", item)
     return tuple(value)
 
