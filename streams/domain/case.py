@@ -320,26 +320,9 @@ def _queue_incident(case: CaseState, f: DaFact, clock: Millis, p: Params) -> Non
     if f.age is None or 4 <= f.age <= 17:
         sg02 = _encompass_due(p, at)
         heapq.heappush(push, (sg02, _SG02, iid))
-    sg08 = at + p.cumulative_deadline
-    lo, hi = at - p.cumulative_window, at + p.cumulative_window
-    before = False
-    for ep in case.episodes.values():
-        rep = ep.report
-        if rep is None or not lo <= rep.at <= hi:
-            continue
-        if rep.at <= at:
-            before = True
-        if rep.at >= at:
-            # This incident is in the window of a report that arrived first (within the
-            # lateness): that report's SG08 can apply now. Its due is still ahead of the
-            # clock, and already a wake-up time (an entry or a marker came with the report).
-            due = rep.at + p.cumulative_deadline
-            if due >= clock:
-                heapq.heappush(push, (due, _SG08, ep.episode_id))
-    if before:
-        heapq.heappush(push, (sg08, _SG08, iid))
-    elif sg08 != sg01 and sg08 != sg02:
-        heapq.heappush(push, (sg08, _MARKER, iid))
+    episodes = case.episodes.values()
+    reports = ((rep.at, ep.episode_id) for ep in episodes if (rep := ep.report) is not None)
+    _queue_sg08(push, at, iid, reports, (sg01, sg02), clock, p)
 
 
 def _queue_step(case: CaseState, ep: Episode, step: Step, clock: Millis, p: Params) -> None:
@@ -379,22 +362,44 @@ def _queue_step(case: CaseState, ep: Episode, step: Step, clock: Millis, p: Para
         heapq.heappush(push, (sg07, _SG07, eid))
     elif sg07 != sg05:
         heapq.heappush(push, (sg07, _MARKER, eid))
+    incidents = ((f.at, f.incident_id) for f in case.incidents.values())
+    _queue_sg08(push, at, eid, incidents, (sg05, sg07), clock, p)
+
+
+def _queue_sg08(
+    push: list[tuple[Millis, str, str]],
+    at: Millis,
+    trigger: str,
+    others: Iterable[tuple[Millis, str]],
+    queued: tuple[Millis, Millis | None],
+    clock: Millis,
+    p: Params,
+) -> None:
+    """SG08 of an incident or an episode's first report at ``at`` (``trigger``), given the
+    (time, trigger) of the other kind (``others``: reports for an incident, incidents for a
+    report), and the dues already queued for ``trigger`` (``queued``).
+
+    SG08 applies to ``trigger`` when one of the others is in the window at or before it;
+    otherwise its due is only a wake-up marker (unless one of ``queued`` already wakes the
+    child then). One of the others in the window at or after it arrived first (within the
+    lateness): its own SG08 can apply now. That due is still ahead of the clock, and already
+    a wake-up time (an entry or a marker came with it)."""
     lo, hi = at - p.cumulative_window, at + p.cumulative_window
     before = False
-    for f in case.incidents.values():
-        if not lo <= f.at <= hi:
+    for other_at, other in others:
+        if not lo <= other_at <= hi:
             continue
-        if f.at <= at:
+        if other_at <= at:
             before = True
-        if f.at >= at:
-            # A later incident that arrived first: its SG08 can apply now (see above).
-            due = f.at + p.cumulative_deadline
+        if other_at >= at:
+            due = other_at + p.cumulative_deadline
             if due >= clock:
-                heapq.heappush(push, (due, _SG08, f.incident_id))
+                heapq.heappush(push, (due, _SG08, other))
+    sg08 = at + p.cumulative_deadline
     if before:
-        heapq.heappush(push, (sg08, _SG08, eid))
-    elif sg08 != sg05 and sg08 != sg07:
-        heapq.heappush(push, (sg08, _MARKER, eid))
+        heapq.heappush(push, (sg08, _SG08, trigger))
+    elif sg08 not in queued:
+        heapq.heappush(push, (sg08, _MARKER, trigger))
 
 
 def _graded_low(ep: Episode, but: Step | None) -> bool:
