@@ -41,7 +41,6 @@ import contextlib
 import itertools
 import logging
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -57,7 +56,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams import codec
-from streams.backtest_kafka import collect_alerts
+from streams.backtest_kafka import collect_alerts, stop_worker
 from streams.broker import TopicSpec, create_topics
 from streams.domain.events import Agency, MissingReport, MissingStatus, Referral, RiskLevel
 from streams.generate import run_generate
@@ -114,16 +113,6 @@ def spawn(command: Sequence[str], env: dict[str, str], log: Path) -> subprocess.
         )
 
 
-def stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @contextlib.contextmanager
 def running(
     command: Sequence[str], env: dict[str, str], log: Path
@@ -132,7 +121,7 @@ def running(
     try:
         yield proc
     finally:
-        stop(proc)
+        stop_worker(proc, timeout=20.0)
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
