@@ -98,6 +98,7 @@ __all__ = [
     "decode_json_line",
     "encode_avro",
     "encode_json_line",
+    "enum_table",
     "event_from_dict",
     "event_to_dict",
     "load_schema",
@@ -309,21 +310,23 @@ def _opt_int(obj: Mapping[str, Any], key: str, where: str) -> int | None:
     raise _bad(where, key, "an integer >= 0 or null", value)
 
 
-def _enum_table(enum: Iterable[_E]) -> tuple[dict[str, _E], str]:
+def enum_table(enum: Iterable[_E]) -> tuple[dict[str, _E], str]:
+    """A lookup of ``enum``'s members by their string value, and the list of the values for an
+    error message (the codec's and the state codec's readers)."""
     table = {str(member): member for member in enum}
     return table, ", ".join(table)
 
 
-_INCIDENT_TYPES: Final = _enum_table(IncidentType)
-_DASH_RISKS: Final = _enum_table(DashRisk)
-_STATUSES: Final = _enum_table(MissingStatus)
-_RISK_LEVELS: Final = _enum_table(RiskLevel)
-_AGENCIES: Final = _enum_table(Agency)
-_RULES: Final = _enum_table(RuleId)
-_SEVERITIES: Final = _enum_table(Severity)
-_ALERT_STATUSES: Final = _enum_table(AlertStatus)
-_MODES: Final = _enum_table(Mode)
-_ACTION_KINDS: Final = _enum_table(ActionKind)
+_INCIDENT_TYPES: Final = enum_table(IncidentType)
+_DASH_RISKS: Final = enum_table(DashRisk)
+_STATUSES: Final = enum_table(MissingStatus)
+_RISK_LEVELS: Final = enum_table(RiskLevel)
+_AGENCIES: Final = enum_table(Agency)
+_RULES: Final = enum_table(RuleId)
+_SEVERITIES: Final = enum_table(Severity)
+_ALERT_STATUSES: Final = enum_table(AlertStatus)
+_MODES: Final = enum_table(Mode)
+_ACTION_KINDS: Final = enum_table(ActionKind)
 
 
 def _enum(obj: Mapping[str, Any], key: str, where: str, enum: tuple[dict[str, _E], str]) -> _E:

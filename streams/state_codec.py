@@ -27,6 +27,7 @@ from typing import Any, Final, TypeVar
 
 import orjson
 
+from streams.codec import enum_table
 from streams.domain.alerts import Alert, AlertStatus, Mode, RuleId, Severity
 from streams.domain.case import CaseState, DaFact, Episode, ReferralFact, Step
 from streams.domain.events import Agency, MissingStatus, RiskLevel
@@ -201,17 +202,13 @@ def _list(value: object, field: str, size: int | None = None) -> list[Any]:
     raise _bad(field, expected, value)
 
 
-def _table(enum: Any) -> tuple[dict[str, Any], str]:
-    return {str(m): m for m in enum}, ", ".join(str(m) for m in enum)
-
-
-_RULES: Final = _table(RuleId)
-_SEVERITIES: Final = _table(Severity)
-_STATUSES: Final = _table(AlertStatus)
-_MODES: Final = _table(Mode)
-_STEP_STATUSES: Final = _table(MissingStatus)
-_RISKS: Final = _table(RiskLevel)
-_AGENCIES: Final = _table(Agency)
+_RULES: Final = enum_table(RuleId)
+_SEVERITIES: Final = enum_table(Severity)
+_STATUSES: Final = enum_table(AlertStatus)
+_MODES: Final = enum_table(Mode)
+_STEP_STATUSES: Final = enum_table(MissingStatus)
+_RISKS: Final = enum_table(RiskLevel)
+_AGENCIES: Final = enum_table(Agency)
 
 
 def _enum(value: object, field: str, table: tuple[dict[str, _E], str]) -> _E:
