@@ -122,8 +122,11 @@ def _convert(attr: str, env_name: str, raw: Any, _: type) -> Any:
     ints = {"partitions", "lateness_ms", "max_ahead_ms", "hub_port"}
     floats = {"tick_interval_s"}
     optional = {"hub_password", "hub_users_file"}
+    optional_ints = {"until_ms"}
+    if attr in optional_ints and raw == "":
+        return None
     try:
-        if attr in ints:
+        if attr in ints or attr in optional_ints:
             return int(raw)
         if attr in floats:
             return float(raw)
@@ -131,13 +134,6 @@ def _convert(attr: str, env_name: str, raw: Any, _: type) -> Any:
         raise ConfigurationError(f"{env_name}: expected a number, received {raw!r}") from exc
     if attr in optional:
         return raw or None
-    if attr == "until_ms":
-        if raw == "":
-            return None
-        try:
-            return int(raw)
-        except ValueError as exc:
-            raise ConfigurationError(f"{env_name}: expected a number, received {raw!r}") from exc
     if attr == "mode" and raw not in ("live", "replay"):
         raise ConfigurationError(f"{env_name}: expected live or replay, received {raw!r}")
     return raw
