@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator, Mapping, MutableMapping
 from typing import Any
 
@@ -32,6 +33,7 @@ import faust
 import orjson
 import structlog
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 from mode.utils.aiter import aiter
 
 from streams import codec
@@ -107,9 +109,41 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return committed
 
 
+class _ReadOffsets(defaultdict[Any, int | None]):
+    """Faust's read offsets (it drops a fetched record below its partition's), none for a
+    partition that :class:`OffsetGuard` sought back on until the record it sought arrives:
+    the rest of the fetch under way at the seek raises the read offset again, and Faust then
+    dropped the very records sought back for (measured: the worker waited for them forever).
+    The guard drops those late records itself."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda: None)
+        self.rewinding: set[Any] = set()
+
+    def __getitem__(self, tp: Any) -> int | None:
+        return None if tp in self.rewinding else super().__getitem__(tp)
+
+
 class _Consumer(faust_aiokafka.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_offsets = self._read_offset = _ReadOffsets()
+
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def seek_in_thread(self, tp: Any, offset: int) -> None:
+        """Seek back to ``offset`` for :class:`OffsetGuard`, in the consumer's own thread:
+        Faust's ``Consumer.seek`` calls aiokafka from the worker's thread, which is not safe
+        while a fetch is under way (measured: the fetch failed with a KeyError and the worker
+        stopped)."""
+        self._read_offsets.rewinding.add(tp)
+        thread = self._thread
+        await thread.call_thread(thread._ensure_consumer().seek, tp, offset)
+
+    def end_rewind(self, tp: Any) -> None:
+        """The record sought back for arrived (or the partition was revoked)."""
+        self._read_offsets.rewinding.discard(tp)
 
 
 class _Transport(faust_aiokafka.Transport):
@@ -139,11 +173,18 @@ class OffsetGuard:
         self._next: dict[Any, int] = {}
         self._sought: dict[Any, float] = {}
 
+    def expect(self, tp: Any, offset: int) -> None:
+        """The next record on ``tp`` must be at ``offset`` (a recovered state's position)."""
+        self._next[tp] = offset
+        self._sought.pop(tp, None)
+
     def forget(self, tps: Any) -> None:
         """After a rebalance the consumer starts again from the committed offsets."""
         for tp in tps:
             self._next.pop(tp, None)
-            self._sought.pop(tp, None)
+            if self._sought.pop(tp, None) is not None:
+                consumer: Any = self._app.consumer
+                consumer.end_rewind(tp)
 
     async def admit(self, tp: Any, offset: int) -> bool:
         """Whether the record at ``offset`` follows what came before on ``tp``."""
@@ -153,7 +194,8 @@ class OffsetGuard:
             expected = consumer._committed_offset.get(tp)  # the next to read; None: never
         if expected is None or offset <= expected:
             self._next[tp] = max(offset + 1, expected or 0)
-            self._sought.pop(tp, None)
+            if self._sought.pop(tp, None) is not None:
+                consumer.end_rewind(tp)
             return True
         now = time.monotonic()
         if now - self._sought.get(tp, -self.SEEK_AGAIN_S) < self.SEEK_AGAIN_S:
@@ -167,7 +209,7 @@ class OffsetGuard:
         self._sought[tp] = now
         log.warning("records_skipped_by_consumer", topic=tp.topic, partition=tp.partition,
                     expected=expected, got=offset)  # fmt: skip
-        await consumer.seek(tp, expected)
+        await consumer.seek_in_thread(tp, expected)
         return False
 
 
@@ -302,6 +344,8 @@ class PartitionDetector:
     states: TableStates
     sources: dict[str, Millis] = dataclasses.field(default_factory=dict)
     finished: dict[str, Millis] = dataclasses.field(default_factory=dict)
+    next_offset: int = 0
+    """The offset of the next per-child record to apply: the ones before it are in the states."""
     writes: int = 0
     """Records written to the table (states and clock), for the log."""
 
@@ -463,7 +507,10 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
         saved = table_bytes(cases.get(_CLOCK_KEY.format(p=p)))
         # [clock, max_seen, replay sources, finished sources]: the replay ticks a partition
         # has heard are not heard again after a crash (their offsets were committed).
-        clock, max_seen, sources, finished = orjson.loads(saved) if saved else [None, None, {}, {}]
+        # [clock, max_seen, replay sources, finished sources, next per-child offset]
+        saved_clock = orjson.loads(saved) if saved else [None, None, {}, {}, 0]
+        clock, max_seen, sources, finished = saved_clock[:4]
+        next_offset = saved_clock[4] if len(saved_clock) > 4 else 0
         states = TableStates(cases, p)
         det = Detector(
             params,
@@ -475,7 +522,10 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
             # Replay: the clock follows the replayer's ticks, not each partition's events.
             clock_from_events=mode is Mode.LIVE,
         )
-        pd = detectors[p] = PartitionDetector(det, states, dict(sources), dict(finished))
+        pd = detectors[p] = PartitionDetector(
+            det, states, dict(sources), dict(finished), next_offset
+        )
+        guard.expect(TP(by_child_name, p), next_offset)  # what the states have not seen
         log.info("partition_started", partition=p, children=len(states),
                  clock=clock, mode=mode.value)  # fmt: skip
         return pd, [a for state in states.values() for a in state.alerts.values()]
@@ -495,13 +545,15 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
         table's changelog, and to the table: once per child per per-child record (most carry a
         batch of events), not once per change.
 
-        What ``cases[key] = value`` does, without Faust's producer buffer: it holds 100 records
-        and then drains at most one per 0.1 s wait (measured: a batch's few hundred writes
-        stalled the worker for minutes). The clock goes alone in a produce request, after the
-        states and before anything else: Tansu reports the end offset of a partition as the
-        base offset of its last batch + 1, and Faust's recovery stops there, so a clock batched
-        with the states before it would be lost after a crash while the per-child record it
-        saved is committed (measured: the recovered worker then missed those events)."""
+        Sent straight to the producer: ``cases[key] = value`` goes through Faust's producer
+        buffer, which holds 100 records and then drains at most one per 0.1 s wait (measured:
+        a batch's few hundred writes stalled the worker for minutes). Nothing waits for the
+        broker here: Faust flushes the producer before it commits offsets. What a crash can cut
+        is the changelog's tail, and a recovered changelog is always a prefix of what was
+        written (Tansu even hides all of its last batch but the first record, as it reports
+        the end offset as that batch's base + 1). The clock goes last and names the next
+        per-child offset to apply, so after recovery the detect agent starts there again
+        (:class:`OffsetGuard`), whatever offset Faust had committed."""
         if not changelog:
             changelog.append(cases.changelog_topic.get_topic_name())
         det = pd.detector
@@ -516,11 +568,10 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
                 data[key] = value
             await send(topic, orjson.dumps(key), value, p)
         clock_key = _CLOCK_KEY.format(p=p)
-        clock = data[clock_key] = orjson.dumps([det.clock, det.max_seen, pd.sources, pd.finished])
-        flush = app.producer.flush
-        await flush()
+        clock = data[clock_key] = orjson.dumps(
+            [det.clock, det.max_seen, pd.sources, pd.finished, pd.next_offset]
+        )
         await send(topic, orjson.dumps(clock_key), clock, p)
-        await flush()
 
     async def on_tick(
         p: int, pd: PartitionDetector, tick: envelope.Tick, out: list[Alert]
@@ -580,20 +631,23 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
     @app.agent(by_child, name="detect")
     async def detect(stream: faust.StreamT[bytes]) -> None:
         # One per-child record at a time (most carry a batch of events), acked here once its
-        # alerts were handed to the producer and its states written (Faust flushes the
-        # producer before it commits the offset). Faust's own ack comes in a `finally`, so a
-        # body interrupted halfway (the worker stopping) would have its record committed.
+        # alerts and states were handed to the producer (Faust flushes the producer before it
+        # commits the offset). Faust's own ack comes in a `finally`, so a body interrupted
+        # halfway (the worker stopping) would have its record committed. A record before the
+        # partition's next offset was applied already (Faust read it again after a rebalance).
         stream.enable_acks = False
         async for event in stream.events():
             msg = event.message
-            if not await guard.admit(msg.tp, msg.offset):
-                continue  # neither applied nor acked: it comes again after the seek
             p = msg.partition
             pd, recovered = partition_detector(p)
             if recovered:
                 await publish(recovered)
-            await publish(await apply(p, pd, msg))
-            await save(p, pd)
+            if not await guard.admit(msg.tp, msg.offset):
+                continue  # neither applied nor acked: it comes again after the seek
+            if msg.offset >= pd.next_offset:  # else it was applied before a rebalance
+                await publish(await apply(p, pd, msg))
+                pd.next_offset = msg.offset + 1
+                await save(p, pd)
             await stream.ack(event)
 
     @app.timer(interval=settings.tick_interval_s, on_leader=True)
