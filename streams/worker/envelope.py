@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from aiokafka.partitioner import murmur2
 
+from streams.codec import enum_table
 from streams.domain.events import (
     Agency,
     DashRisk,
@@ -122,15 +123,11 @@ def item_tick(item: list[Any]) -> Tick:
     return Tick(item[1], item[2], item[3])
 
 
-def _members(enum: Any) -> dict[str, Any]:
-    return {m.value: m for m in enum}
-
-
-_INCIDENT_TYPES = _members(IncidentType)
-_DASH = _members(DashRisk)
-_STATUSES = _members(MissingStatus)
-_RISKS = _members(RiskLevel)
-_AGENCIES = _members(Agency)
+_INCIDENT_TYPES = enum_table(IncidentType)[0]
+_DASH = enum_table(DashRisk)[0]
+_STATUSES = enum_table(MissingStatus)[0]
+_RISKS = enum_table(RiskLevel)[0]
+_AGENCIES = enum_table(Agency)[0]
 
 
 def item_event(item: list[Any]) -> Event:
