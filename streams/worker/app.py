@@ -27,7 +27,7 @@ import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator, Mapping, MutableMapping
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -127,7 +127,7 @@ class _ReadOffsets(defaultdict[Any, int | None]):
 class _Consumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._read_offsets = self._read_offset = _ReadOffsets()
+        self._read_offset = _ReadOffsets()
 
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -137,13 +137,13 @@ class _Consumer(faust_aiokafka.Consumer):
         Faust's ``Consumer.seek`` calls aiokafka from the worker's thread, which is not safe
         while a fetch is under way (measured: the fetch failed with a KeyError and the worker
         stopped)."""
-        self._read_offsets.rewinding.add(tp)
+        cast(_ReadOffsets, self._read_offset).rewinding.add(tp)
         thread = self._thread
         await thread.call_thread(thread._ensure_consumer().seek, tp, offset)
 
     def end_rewind(self, tp: Any) -> None:
         """The record sought back for arrived (or the partition was revoked)."""
-        self._read_offsets.rewinding.discard(tp)
+        cast(_ReadOffsets, self._read_offset).rewinding.discard(tp)
 
 
 class _Transport(faust_aiokafka.Transport):
@@ -290,8 +290,6 @@ class TableStates(MutableMapping[str, CaseState]):
     """
 
     def __init__(self, table: Any, partition: int) -> None:
-        self._table = table
-        self._partition = partition
         self._prefix = f"{partition}|"
         self._cache: dict[str, CaseState] = {}
         self._dirty: set[str] = set()

@@ -61,10 +61,6 @@ class Tick:
     """``topic:partition`` of the input that sent it (empty for WALL)."""
 
 
-def event_record(kind: str, avro: bytes) -> bytes:
-    return KIND_TAGS[kind] + avro
-
-
 def tick_record(kind: int, at: Millis, source: str = "") -> bytes:
     return bytes((kind,)) + _MS.pack(at) + source.encode()
 
