@@ -1,6 +1,6 @@
 """The live pipeline: a Faust app that ingests, re-keys by child, detects, and publishes alerts.
 
-The agents translate; they do not decide. Every rule lives in :mod:`streams.domain`; this module
+The worker translates; it does not decide. Every rule lives in :mod:`streams.domain`; this module
 decodes records, calls the same :class:`~streams.domain.detector.Detector` the inline engine
 uses (one per partition of the per-child topic, its cases in a changelog-backed table), sends
 what comes back, and logs.
@@ -15,8 +15,8 @@ The clock. In live mode each partition's clock is the greatest event time it has
 allowed lateness, and a leader timer publishes the wall clock into every partition so a
 deadline fires on time with no further input. In replay mode Faust reads the input partitions at
 different paces, so event times alone would make honest events look late; instead the replayer
-sends ticks into every input partition ("everything up to t has been sent"), the ingest agents
-forward them to every per-child partition, and a partition's clock is the least tick over all
+sends ticks into every input partition ("everything up to t has been sent"), ingest
+forwards them to every per-child partition, and a partition's clock is the least tick over all
 sources: the same clock the inline engine has, so both engines give the same alerts.
 """
 
@@ -65,12 +65,12 @@ log = structlog.get_logger("streams.worker")
 _CLOCK_KEY = "{p}|__clock__"
 
 INGEST_BATCH = 10_000
-"""Input records an ingest agent takes at most in one batch (see :func:`take_batches`):
-it sends one per-child record per partition per batch (see :mod:`streams.worker.envelope`)."""
+"""Input records ingest takes at most in one batch (see :class:`InputBatcher`): it sends one
+per-child record per partition per batch (see :mod:`streams.worker.envelope`)."""
 BATCH_ITEMS = 2_000
 """Items at most in one per-child record (about 150 bytes each: well under Kafka's 1 MB)."""
 BATCH_WAIT_S = {Mode.LIVE: 0.01, Mode.REPLAY: 0.1}
-"""How long an ingest agent waits for more records before it sends a batch that is not full:
+"""How long ingest waits for more records before it sends a batch that is not full:
 the latency a quiet pipeline adds (live: 10 ms, of SPEC's seconds; a replay has time, and
 larger batches mean fewer per-child records, each child's state written once per record)."""
 
@@ -235,11 +235,11 @@ class OffsetGuard:
     Around a rebalance Faust drops records that a fetch had already taken out of the consumer
     (``Consumer.getmany`` stops handing them on when the flow stops), trusting the seek to the
     committed offsets that follows; measured, records were still skipped (a restarted worker
-    read per-child offset 0 and then 23), and with them events and replay ticks. So each agent
-    checks that a partition's offsets follow one another from where the consumer started (its
-    committed offset): on a gap it seeks back, and drops what comes before the missing record
-    arrives. A repeat (an offset already seen, after Faust sought back) goes through: the
-    pipeline is at least once, and the detector ignores an event it has seen.
+    read per-child offset 0 and then 23), and with them events and replay ticks. So ingest and
+    the detect agent check that a partition's offsets follow one another from where the consumer
+    started (its committed offset): on a gap it seeks back, and drops what comes before the
+    missing record arrives. A repeat (an offset already seen, after Faust sought back) goes
+    through: the pipeline is at least once, and the detector ignores an event it has seen.
     """
 
     SEEK_AGAIN_S = 2.0
@@ -408,7 +408,7 @@ class TableStates(MutableMapping[str, CaseState]):
     recovered worker finds each partition's children by their prefix.
 
     A change marks the child; :meth:`changes` gives each marked child's state once (the detect
-    agent writes them after a batch of events, before it acks them: at least once, as before).
+    agent writes them every SAVE_EVERY_S, before it acks the records applied: at least once).
     """
 
     def __init__(self, table: Any, partition: int) -> None:
