@@ -740,12 +740,7 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
                 else:
                     out += feed(item_event(item))
         elif tag in TAG_KINDS:
-            decoded = codec.decode_event_avro(TAG_KINDS[tag], value[1:])
-            if isinstance(decoded, Incident):
-                child_id = msg.key.decode()
-                only = tuple(c for c in decoded.children if c.child_id == child_id)[:1]
-                decoded = dataclasses.replace(decoded, children=only)
-            out = pd.detector.feed(decoded)
+            out = pd.detector.feed(envelope.legacy_event(value, msg.key))
         else:
             out = await on_tick(p, pd, envelope.parse_tick(value), out)
         return out

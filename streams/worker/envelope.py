@@ -2,13 +2,14 @@
 
 One tag byte, then the payload:
 
-- ``B``: a batch: a JSON array (orjson) of items, in the order the ingest agent read them, each
-  an event for one child of this partition or a replay tick (see :func:`event_item`,
-  :func:`tick_item`). The events were validated by the ingest agent, so the detect agent builds
+- ``B``: a batch: a JSON array (orjson) of items, in the order ingest read them, each an event
+  for one child of this partition or a replay tick (see :func:`event_item`,
+  :func:`tick_item`). The events were validated by ingest, so the detect agent builds
   them back from their fields without decoding Avro again. One record per partition per ingest
   batch: the per-record costs of Faust and Kafka are paid once for hundreds of events;
 - ``I`` / ``M`` / ``R``: one incident, missing report or referral, its original Avro bytes
-  (written by earlier versions; still read, so an upgrade mid-stream loses nothing);
+  (written by earlier versions; still read, so an upgrade mid-stream loses nothing: see
+  :func:`legacy_event`);
 - ``T``: a replay tick: ``source`` (input topic and partition) has delivered every event up to
   an event time, so a detector that heard it from every source may advance its clock there;
 - ``F``: a replay's end: as ``T``, and then the clock goes to ``--until``;
@@ -19,6 +20,7 @@ Ticks carry 8-byte big-endian milliseconds and, for ``T``/``F``, the source name
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +28,7 @@ from typing import Any
 import orjson
 from aiokafka.partitioner import murmur2
 
-from streams.codec import enum_table
+from streams.codec import decode_event_avro, enum_table
 from streams.domain.events import (
     Agency,
     DashRisk,
@@ -59,6 +61,18 @@ class Tick:
     at: Millis
     source: str
     """``topic:partition`` of the input that sent it (empty for WALL)."""
+
+
+def legacy_event(value: bytes, key: bytes) -> Event:
+    """The event of an ``I``/``M``/``R`` record, which earlier versions wrote once per child of
+    an event, keyed by the child: an incident keeps only that child, as its detector saw it.
+    Raises :class:`~streams.errors.InvalidEvent` as the codec does."""
+    decoded = decode_event_avro(TAG_KINDS[value[0]], value[1:])
+    if isinstance(decoded, Incident):
+        child_id = key.decode()
+        only = tuple(c for c in decoded.children if c.child_id == child_id)[:1]
+        decoded = dataclasses.replace(decoded, children=only)
+    return decoded
 
 
 def tick_record(kind: int, at: Millis, source: str = "") -> bytes:

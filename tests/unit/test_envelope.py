@@ -3,10 +3,21 @@ and a batch goes to the partition a record keyed by its child would."""
 
 from __future__ import annotations
 
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given, settings
 
-from streams.domain.events import Event, Incident
+from streams import codec
+from streams.domain.events import (
+    Agency,
+    DashRisk,
+    Event,
+    HouseholdChild,
+    Incident,
+    IncidentType,
+    Referral,
+)
+from streams.errors import InvalidEvent
 from streams.worker import envelope
 from streams.worker.envelope import FINISH, TICK
 from tests.unit.test_properties import worlds
@@ -53,3 +64,18 @@ def test_partition_of_a_child_is_kafkas_default_for_its_key() -> None:
         child = f"C{i}-é"
         assert partition_of(child) == kafka(child.encode(), [0, 1, 2, 3], [0, 1, 2, 3])
         assert partition_of(child) == partition_of(child)
+
+
+def test_records_of_earlier_versions_give_each_child_its_event() -> None:
+    """``I``/``M``/``R`` records (one Avro event per child, keyed by the child) are no longer
+    written, but a worker upgraded mid-stream still applies the ones on the topic."""
+    two = (HouseholdChild("C1", True, 4), HouseholdChild("C2", False, None))
+    incident = Incident("E1", 1_000, "I1", IncidentType.DOMESTIC_ABUSE, DashRisk.HIGH, two)
+    referral = Referral("E2", 2_000, "R1", "C2", Agency.CHILDRENS_SOCIAL_CARE, "I1", None)
+    record = b"I" + codec.encode_avro(incident)
+    assert envelope.legacy_event(record, b"C2") == Incident(
+        "E1", 1_000, "I1", IncidentType.DOMESTIC_ABUSE, DashRisk.HIGH, (two[1],)
+    )
+    assert envelope.legacy_event(b"R" + codec.encode_avro(referral), b"C2") == referral
+    with pytest.raises(InvalidEvent, match="incident record"):
+        envelope.legacy_event(b"I\xff\x00", b"C1")
