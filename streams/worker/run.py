@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 from faust.worker import Worker
 
@@ -25,11 +26,24 @@ def use_uvloop() -> bool:
     return True
 
 
+def tune_gc() -> None:
+    """Collect young objects every 50,000 allocations instead of 700, and leave what start-up
+    made (modules, the app) out of every collection (``gc.freeze``).
+
+    The worker makes a few dozen short-lived objects per event (records, events, alerts) and
+    almost no cycles, so a young collection every 700 allocations mostly walks live objects
+    (as in the inline backtest, which sets the same threshold). The older generations keep
+    their defaults, so the cycles a long-running worker does make are still collected."""
+    gc.set_threshold(50_000, 10, 10)
+    gc.freeze()
+
+
 def run_worker(settings: Settings) -> int:
     logs.configure(settings.log_level)
     use_uvloop()
     create_topics_sync(settings.bootstrap, topic_specs(settings))
     app = create_app(settings)
+    tune_gc()
     worker = Worker(
         app,
         loglevel="WARNING",
