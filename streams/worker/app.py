@@ -77,8 +77,9 @@ larger batches mean fewer per-child records, each child's state written once per
 SAVE_EVERY_S = {Mode.LIVE: 1.0, Mode.REPLAY: 5.0}
 """How often the detect agent writes its partitions' changed states (and then acks the records
 it applied): a child with several events in that time is written once. A crash costs applying
-these seconds again, from the per-child topic. Measured on the benchmark's history, states
-written once per 5 s of replay are about half as many as once per per-child record."""
+these seconds again, from the per-child topic. A child's events come in bursts (a missing
+episode's steps, an incident and its referrals): in a generated history, the distinct children
+in 40,000 events (about 5 s of replay) were half those in 8,000 (about 1 s)."""
 
 FETCH_MAX_WAIT_MS = 50
 """How long the broker may hold a fetch that finds no new record (Faust hard-codes 1,500 ms).
