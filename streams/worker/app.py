@@ -462,13 +462,17 @@ class PartitionDetector:
     """A detector for one partition of the per-child topic, with its replay sources."""
 
     detector: Detector
-    states: TableStates
     sources: dict[str, Millis] = dataclasses.field(default_factory=dict)
     finished: dict[str, Millis] = dataclasses.field(default_factory=dict)
     next_offset: int = 0
     """The offset of the next per-child record to apply: the ones before it are in the states."""
     writes: int = 0
     """Records written to the table (states and clock), for the log."""
+
+    @property
+    def states(self) -> TableStates:
+        """The detector's states (a :class:`TableStates`, as :func:`create_app` builds it)."""
+        return cast(TableStates, self.detector.states)
 
 
 def create_app(settings: Settings, *, params: Params | None = None) -> faust.App:
@@ -628,9 +632,9 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
         if pd is not None:
             return pd, []
         saved = table_bytes(cases.get(_CLOCK_KEY.format(p=p)))
-        # [clock, max_seen, replay sources, finished sources]: the replay ticks a partition
-        # has heard are not heard again after a crash (their offsets were committed).
-        # [clock, max_seen, replay sources, finished sources, next per-child offset]
+        # [clock, max_seen, replay sources, finished sources, next per-child offset]: the
+        # replay ticks a partition has heard are not heard again after a crash (their offsets
+        # were committed). A clock saved by an earlier version has no offset.
         saved_clock = orjson.loads(saved) if saved else [None, None, {}, {}, 0]
         clock, max_seen, sources, finished = saved_clock[:4]
         next_offset = saved_clock[4] if len(saved_clock) > 4 else 0
@@ -645,9 +649,7 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
             # Replay: the clock follows the replayer's ticks, not each partition's events.
             clock_from_events=mode is Mode.LIVE,
         )
-        pd = detectors[p] = PartitionDetector(
-            det, states, dict(sources), dict(finished), next_offset
-        )
+        pd = detectors[p] = PartitionDetector(det, dict(sources), dict(finished), next_offset)
         guard.expect(TP(by_child_name, p), next_offset)  # what the states have not seen
         log.info("partition_started", partition=p, children=len(states),
                  clock=clock, mode=mode.value)  # fmt: skip
@@ -665,8 +667,8 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
 
     async def save(p: int, pd: PartitionDetector) -> None:
         """Write the partition's changed states, then its clock, to partition ``p`` of the
-        table's changelog, and to the table: once per child per per-child record (most carry a
-        batch of events), not once per change.
+        table's changelog, and to the table: once per changed child per save (every
+        SAVE_EVERY_S, and at a replay's finish), not once per change.
 
         Sent straight to the producer: ``cases[key] = value`` goes through Faust's producer
         buffer, which holds 100 records and then drains at most one per 0.1 s wait (measured:
