@@ -26,8 +26,11 @@ The settings are those the benchmark's findings recommend for the worker
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
+import tempfile
 from typing import Any
 
 import faust
@@ -83,6 +86,9 @@ def create_app(env: dict[str, str] | None = None) -> faust.App:
     inputs = [name for name in env["PASSTHROUGH_INPUTS"].split(",") if name]
     output = env["PASSTHROUGH_OUTPUT"]
     settings = {**SETTINGS, **orjson.loads(env.get("PASSTHROUGH_SETTINGS") or "{}")}
+    if "datadir" not in settings:  # as the worker: not in the current directory
+        settings["datadir"] = tempfile.mkdtemp(prefix="passthrough-")
+        atexit.register(shutil.rmtree, settings["datadir"], ignore_errors=True)
     app = faust.App(
         env.get("PASSTHROUGH_APP_ID") or output,
         broker=[f"kafka://{b}" for b in bootstrap.split(",")],

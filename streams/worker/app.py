@@ -23,8 +23,11 @@ sources: the same clock the inline engine has, so both engines give the same ale
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
 import inspect
+import shutil
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, MutableMapping
@@ -475,6 +478,14 @@ class PartitionDetector:
         return cast(TableStates, self.detector.states)
 
 
+def _scratch_dir() -> str:
+    """A temporary data directory for this process, removed when it exits normally (the
+    tables live in memory and their changelogs in Kafka, so nothing in it outlives the worker)."""
+    path = tempfile.mkdtemp(prefix="safeguarding-worker-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def create_app(settings: Settings, *, params: Params | None = None) -> faust.App:
     """The Faust app for ``settings`` (its id, and so its consumer group, follows the prefix)."""
     topics = settings.topics
@@ -487,6 +498,9 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
         f"{settings.topic_prefix}worker",
         broker=[f"kafka://{b}" for b in settings.bootstrap.split(",")],
         store="memory://",
+        # Faust makes ``{id}-data/v1/tables`` even for tables held in memory: put it out of
+        # the current directory (a run from the project used to leave one per prefix there).
+        datadir=settings.data_dir or _scratch_dir(),
         web_enabled=False,
         topic_partitions=n,
         topic_allow_declare=True,
