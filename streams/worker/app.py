@@ -518,6 +518,13 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
         # Up to 5 ms of batching: one produce request carries hundreds of records instead of
         # one or two (a quarter less CPU per record in the pass-through, measured).
         producer_linger=0.005,
+        # aiokafka keeps one open batch per partition: a record that does not fit in it waits
+        # until the sender takes the full batch, and the sender has one request in flight per
+        # broker, so the wait is about a round trip. At the default 16 KiB, a changelog of
+        # ~600-byte states waited like that every ~27 records. 256 KiB, as the replay producer:
+        # 10,334 and 10,098 -> 13,444 and 16,948 events per CPU-second on Apache Kafka,
+        # alternating; a 20 ms linger alone changed nothing.
+        producer_max_batch_size=256 * 1024,
         table_cleanup_interval=3600.0,
         stream_wait_empty=False,
         logging_config=None,
