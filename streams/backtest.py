@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO
 
 import orjson
@@ -24,6 +23,7 @@ from streams.domain.alerts import Alert, Mode
 from streams.domain.detector import Detector, DetectorStats, wall_clock_ms
 from streams.domain.params import Params
 from streams.domain.time import Millis
+from streams.files import replaced_on_success
 from streams.history import InvalidRecord, NotInEventTimeOrder, OnProgress, ordered_events
 
 _DRAIN_EVERY = 50_000
@@ -42,6 +42,9 @@ class BacktestSummary:
     until: Millis | None = None
     sorted_in_memory: bool = False
     """The input was not in event-time order and was sorted in memory."""
+    unread: list[str] = field(default_factory=list)
+    """Files damaged part-way (``file: reason``): their history ends early, so deadlines after
+    the damage may fire as if nothing more had happened."""
     seconds: float = 0.0
 
     @property
@@ -104,10 +107,12 @@ def _run(
     summary = BacktestSummary(files=len(paths), sorted_in_memory=not assume_sorted)
     detector = Detector(params, mode=Mode.REPLAY, until=until, now=now or wall_clock_ms)
     stack = ExitStack()
-    dl_file = stack.enter_context(Path(dead_letters).open("wb")) if dead_letters else None  # noqa: SIM115 (closed by the stack)
+    dl_file = stack.enter_context(replaced_on_success(dead_letters)) if dead_letters else None
 
     def invalid(record: InvalidRecord) -> None:
         summary.invalid += 1
+        if record.rest_unread:
+            summary.unread.append(f"{record.source}: {record.reason}")
         if dl_file is not None:
             dl_file.write(orjson.dumps(record.to_dict()))
             dl_file.write(b"\n")
@@ -122,7 +127,7 @@ def _run(
             counts[(alert.rule_id, alert.status)] += 1
             write(line(alert))
 
-    with stack, Path(out_path).open("wb") as out:
+    with stack, replaced_on_success(out_path) as out:
         feed = detector.feed
         n = 0
         for event in ordered_events(paths, invalid, on_progress, assume_sorted=assume_sorted):

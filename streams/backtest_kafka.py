@@ -29,6 +29,7 @@ from streams.broker import child_process_setup
 from streams.domain.alerts import Alert
 from streams.domain.time import Millis
 from streams.errors import SafeguardingError
+from streams.files import replaced_on_success
 from streams.history import InvalidRecord, OnProgress
 from streams.replay import replay
 from streams.settings import Settings
@@ -166,6 +167,8 @@ def backtest_kafka(
 
     def invalid(record: InvalidRecord) -> None:
         dl_lines.append(orjson.dumps(record.to_dict()))
+        if record.rest_unread:
+            summary.unread.append(f"{record.source}: {record.reason}")
 
     with _broker(bootstrap) as servers, tempfile.TemporaryDirectory(prefix="backtest-") as tmp:
         settings = Settings.from_env(
@@ -208,12 +211,12 @@ def backtest_kafka(
     ordered = sorted(
         alerts.values(), key=lambda a: (a.raised_at, a.rule_id, a.child_id, a.trigger_id)
     )
-    with Path(out_path).open("wb") as out:
+    with replaced_on_success(out_path) as out:
         for alert in ordered:
             summary.alerts[(alert.rule_id, alert.status)] += 1
             write_alert(out, alert)
     if dead_letters is not None:
-        with Path(dead_letters).open("wb") as dl:
+        with replaced_on_success(dead_letters) as dl:
             for line in dl_lines:
                 dl.write(line + b"\n")
     summary.seconds = time.perf_counter() - started

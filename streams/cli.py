@@ -8,12 +8,13 @@ reported, never fatal.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from streams.domain.time import Millis, parse_rfc3339
-from streams.errors import SafeguardingError
+from streams.errors import ConfigurationError, SafeguardingError
 from streams.settings import Settings
 
 EXIT_USAGE = 2
@@ -34,6 +35,8 @@ def _timestamp(text: str) -> Millis:
 
 def _existing_file(text: str) -> Path:
     path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory; give the files in it")
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"no such file: {text}")
     return path
@@ -93,7 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--days", type=_positive, required=True)
     gen.add_argument("--seed", type=int, required=True)
     gen.add_argument("--out", type=Path, required=True, metavar="FILE")
-    gen.add_argument("--truth", type=Path, metavar="FILE", help="default: FILE.planted.jsonl")
+    gen.add_argument(
+        "--truth",
+        type=Path,
+        metavar="FILE",
+        help="the planted missed opportunities; default: FILE without .jsonl or .gz, then "
+        ".planted.jsonl",
+    )
     gen.add_argument("--start", type=_timestamp, metavar="TS", help="default: 2024-01-01")
 
     report = sub.add_parser("report", help="quality measures and per-child grades for a period")
@@ -126,20 +135,38 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in _WRITES | {"report"}:
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         handler = _HANDLERS[args.command]
         return handler(args)
     except SafeguardingError as exc:
         print(f"safeguarding {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a file that cannot be read or written: the user can fix it
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"safeguarding {args.command}: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
+        if args.command in _WRITES:
+            print(f"safeguarding {args.command}: interrupted; no file was written", file=sys.stderr)
         return 130
+
+
+_WRITES = frozenset({"backtest", "generate"})
+"""Commands whose output files are replaced only when they finish (:mod:`streams.files`)."""
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so a `kill` cleans up as Ctrl-C does (temporary files)
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from streams.cli_output import print_backtest_summary, progress_bar
+    from streams.files import check_outputs
     from streams.history import total_size
 
+    check_outputs(args.files, {"--out": args.out, "--dead-letters": args.dead_letters})
     with progress_bar(total_size(args.files), "backtest", quiet=args.quiet) as advance:
         if args.engine == "kafka":
             from streams.backtest_kafka import backtest_kafka
@@ -170,8 +197,14 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from streams.cli_output import print_mapping, progress_bar
-    from streams.generate import run_generate
+    from streams.files import check_outputs
+    from streams.generate import run_generate, truth_path_for
 
+    if args.out.name.endswith(".avro"):
+        raise ConfigurationError(
+            f"--out {args.out}: generate writes JSON Lines; name it .jsonl, or .jsonl.gz to gzip it"
+        )
+    check_outputs([], {"--out": args.out, "--truth": args.truth or truth_path_for(args.out)})
     with progress_bar(None, "generate", quiet=False) as advance:
         summary = run_generate(
             args.children,
@@ -197,7 +230,36 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if end <= start:
         print("safeguarding report: --to must be after --from", file=sys.stderr)
         return EXIT_USAGE
-    result = run_report(args.files, start, end)
+    from streams.cli_output import err, progress_bar
+    from streams.history import InvalidRecord, total_size
+
+    invalid: list[int] = [0]
+    unread: list[str] = []
+
+    def count(record: InvalidRecord) -> None:
+        invalid[0] += 1
+        if record.rest_unread:
+            unread.append(f"{record.source}: {record.reason}")
+
+    with progress_bar(total_size(args.files), "report", quiet=False) as advance:
+        result = run_report(
+            args.files,
+            start,
+            end,
+            on_invalid=count,
+            on_progress=advance,
+            on_restart=lambda msg: print(msg, file=sys.stderr),
+        )
+    if invalid[0]:
+        err.print(
+            f"{invalid[0]:,} invalid {'record was' if invalid[0] == 1 else 'records were'} left "
+            "out (`safeguarding backtest FILE... "
+            "--dead-letters DL.jsonl` lists them with their reasons)",
+            markup=False,
+            highlight=False,
+        )
+    for damaged in unread:
+        err.print(f"warning: {damaged}", markup=False, highlight=False)
     if args.json:
         import orjson
 
@@ -248,6 +310,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"safeguarding replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from streams.files import check_outputs
+
+    check_outputs(args.files, {"--dead-letters": args.dead_letters})
     settings = _settings(args, mode="replay")
     dl = args.dead_letters.open("wb") if args.dead_letters else None
     try:

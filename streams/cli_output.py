@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -64,9 +65,10 @@ def progress_bar(total: int | None, label: str, *, quiet: bool) -> Iterator[Adva
 def print_backtest_summary(s: BacktestSummary, out_path: Path, dl_path: Path | None) -> None:
     table = Table(title="backtest", show_header=False, box=None)
     table.add_row("valid events", f"{s.events:,}")
-    table.add_row(
-        "invalid records", f"{s.invalid:,}" + (f" -> {dl_path}" if dl_path and s.invalid else "")
-    )
+    where = ""
+    if s.invalid:
+        where = f" -> {dl_path}" if dl_path else " (--dead-letters FILE keeps them with reasons)"
+    table.add_row("invalid records", f"{s.invalid:,}{where}")
     table.add_row("duplicates ignored", f"{s.stats.duplicates:,}")
     table.add_row("late events applied", f"{s.stats.late:,}")
     if s.stats.too_late:
@@ -76,6 +78,8 @@ def print_backtest_summary(s: BacktestSummary, out_path: Path, dl_path: Path | N
     table.add_row("clock advanced to", local(s.until) if s.until is not None else "-")
     table.add_row("time", f"{s.seconds:.2f} s ({s.events_per_second:,.0f} events/s)")
     err.print(table)
+    for damaged in s.unread:
+        err.print(f"[bold yellow]warning:[/] {escape(damaged)}", highlight=False)
     by_rule = Table(title=f"alerts -> {out_path}")
     by_rule.add_column("rule")
     by_rule.add_column("what was missed")

@@ -21,7 +21,8 @@ Validation rules beyond the schema (SPEC section 3, and where SPEC is silent):
 - strings must be non-empty and not only whitespace; booleans must be JSON ``true``/``false``
   (not ``1`` or ``"true"``); integers must be integers (not booleans, floats or strings);
 - JSON times are RFC 3339 strings with an offset (``Z`` or ``+01:00``), converted to UTC epoch
-  milliseconds; times must fall in years 1900 to 9999 (:data:`MIN_MILLIS`, :data:`MAX_MILLIS`);
+  milliseconds; times must fall in years 1900 to 9999 (:data:`MIN_MILLIS`, :data:`MAX_MILLIS`),
+  and an event's ``occurred_at`` a week before the end of 9999 (:data:`MAX_EVENT_MILLIS`);
 - ``children`` has 1 to 20 entries, each ``child_id`` once; ages are 0 to :data:`MAX_AGE` or null;
 - ``risk_level`` is required for REPORTED and RISK_REVIEWED and must be null (or absent) for
   RETURNED and RETURN_INTERVIEW;
@@ -71,13 +72,14 @@ from streams.domain.events import (
     new_referral,
 )
 from streams.domain.time import Millis, from_datetime, parse_rfc3339, to_rfc3339
-from streams.errors import InvalidEvent
+from streams.errors import CorruptFile, InvalidEvent
 
 __all__ = [
     "EVENT_KINDS",
     "MAX_AGE",
     "MAX_CHILDREN",
     "MAX_DEAD_LETTER_BYTES",
+    "MAX_EVENT_MILLIS",
     "MAX_MILLIS",
     "MAX_NOTE_CHARS",
     "MAX_RECORD_BYTES",
@@ -133,6 +135,14 @@ print a four-digit year before 1000)."""
 
 MAX_MILLIS: Final[Millis] = from_datetime(datetime(9999, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC))
 """Latest time that RFC 3339 (and Python) can write."""
+
+MAX_EVENT_MILLIS: Final[Millis] = from_datetime(
+    datetime(9999, 12, 24, 23, 59, 59, 999_000, tzinfo=UTC)
+)
+"""Latest event time accepted: a week before :data:`MAX_MILLIS`, so that every deadline of an
+event (at most four and a half days after it: SG02's Friday-night incident to Monday 08:30)
+is still a time an alert can carry. 9999 is a common "date unknown" in exports; an event
+there is dead-lettered instead of stopping the run."""
 
 EVENT_KINDS: Final = ("incident", "missing_report", "referral")
 """The JSON ``type`` of each input event, also the ``kind`` of :func:`decode_event_avro`."""
@@ -354,6 +364,10 @@ _TIME_EXPECTED: Final = (
     "2024-05-01T15:30:00+01:00"
 )
 _RANGE_EXPECTED: Final = "a time from 1900-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z"
+_EVENT_RANGE_EXPECTED: Final = (
+    "an event time from 1900-01-01T00:00:00Z to 9999-12-24T23:59:59.999Z (a later one leaves "
+    "no room for its deadlines)"
+)
 
 
 def _json_time(obj: Mapping[str, Any], key: str, where: str) -> Millis:
@@ -422,11 +436,19 @@ def _children(value: object, where: str) -> tuple[HouseholdChild, ...]:
     return tuple(children)
 
 
+def _event_time(obj: Mapping[str, Any], where: str, time_of: _TimeReader) -> Millis:
+    """``occurred_at``: a time, and no later than :data:`MAX_EVENT_MILLIS`."""
+    millis = time_of(obj, "occurred_at", where)
+    if millis > MAX_EVENT_MILLIS:
+        raise _bad(where, "occurred_at", _EVENT_RANGE_EXPECTED, obj.get("occurred_at"))
+    return millis
+
+
 def _incident(obj: Mapping[str, Any], time_of: _TimeReader) -> Incident:
     where = "incident"
     return Incident(
         event_id=_str(obj, "event_id", where),
-        occurred_at=time_of(obj, "occurred_at", where),
+        occurred_at=_event_time(obj, where, time_of),
         incident_id=_str(obj, "incident_id", where),
         incident_type=_enum(obj, "incident_type", where, _INCIDENT_TYPES),
         dash_risk=_opt_enum(obj, "dash_risk", where, _DASH_RISKS),
@@ -440,7 +462,7 @@ _GRADED: Final = frozenset({MissingStatus.REPORTED, MissingStatus.RISK_REVIEWED}
 def _missing_report(obj: Mapping[str, Any], time_of: _TimeReader) -> MissingReport:
     where = "missing_report"
     event_id = _str(obj, "event_id", where)
-    occurred_at = time_of(obj, "occurred_at", where)
+    occurred_at = _event_time(obj, where, time_of)
     episode_id = _str(obj, "episode_id", where)
     child_id = _str(obj, "child_id", where)
     status = _enum(obj, "status", where, _STATUSES)
@@ -475,7 +497,7 @@ def _referral(obj: Mapping[str, Any], time_of: _TimeReader) -> Referral:
     where = "referral"
     return Referral(
         event_id=_str(obj, "event_id", where),
-        occurred_at=time_of(obj, "occurred_at", where),
+        occurred_at=_event_time(obj, where, time_of),
         referral_id=_str(obj, "referral_id", where),
         child_id=_str(obj, "child_id", where),
         agency=_enum(obj, "agency", where, _AGENCIES),
@@ -550,8 +572,9 @@ _HOUR_MILLIS: dict[str, Millis | None] = {}
 :func:`parse_rfc3339`. Emptied when full, so memory stays flat."""
 _CACHE_HOURS: Final = 20_000
 """About two years of hours (a few MB)."""
-_LAST_FULL_DAY: Final = MAX_MILLIS - 86_399_999
-"""The start of the last day wholly inside the accepted range."""
+_LAST_FULL_DAY: Final = MAX_EVENT_MILLIS - 86_399_999
+"""The start of the last day wholly inside the accepted range of event times (the fast path
+reads only events' ``occurred_at``)."""
 
 
 _DAY_MILLIS: dict[str, Millis | None] = {}
@@ -1218,7 +1241,7 @@ def read_avro_container(source: _Source) -> Iterator[Event | InvalidEvent]:
         except StopIteration:
             return
         except Exception as exc:  # a corrupt or truncated block
-            yield InvalidEvent(
+            yield CorruptFile(
                 f"Avro container file is corrupt after record {count:,}; the rest of the file "
                 f"was not read ({type(exc).__name__}: {exc})"[:300]
             )

@@ -27,6 +27,10 @@ class InvalidEvent(SafeguardingError):
         self.field = field
 
 
+class CorruptFile(InvalidEvent):
+    """A historic file damaged at a record (a corrupt Avro block): nothing after it can be read."""
+
+
 class ConfigurationError(SafeguardingError):
     """A setting or command-line option that cannot work."""
 

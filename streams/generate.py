@@ -50,11 +50,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 from zoneinfo import ZoneInfo
 
 import orjson
 
+from streams.codec import MAX_EVENT_MILLIS, MIN_MILLIS
 from streams.domain.alerts import AlertStatus, RuleId, Severity
 from streams.domain.events import (
     LOW_RISK,
@@ -70,6 +71,8 @@ from streams.domain.events import (
     RiskLevel,
 )
 from streams.domain.time import DAY, HOUR, MINUTE, Millis, from_datetime
+from streams.errors import ConfigurationError
+from streams.files import replaced_on_success
 
 __all__ = [
     "DEFAULT_START",
@@ -253,7 +256,7 @@ def generate(children: int, days: int, seed: int, start: Millis | None = None) -
     ``write_world(generate(...))`` and ``write_world(generate_stream(...))`` with the same
     arguments write the same bytes.
     """
-    _check_size(children, days)
+    _check_size(children, days, start)
     gen = _Generator(days, seed, DEFAULT_START if start is None else start)
     rows: list[tuple[Millis, Event]] = []
     planted: list[Planted] = []
@@ -275,7 +278,7 @@ def generate_stream(
     children: int, days: int, seed: int, start: Millis | None = None
 ) -> WorldStream:
     """The streaming variant of :func:`generate`: pass the result to :func:`write_world`."""
-    _check_size(children, days)
+    _check_size(children, days, start)
     return WorldStream(children, days, seed, DEFAULT_START if start is None else start)
 
 
@@ -348,11 +351,29 @@ def run_generate(
 _FIRST = itemgetter(0)
 
 
-def _check_size(children: int, days: int) -> None:
+MAX_CHILDREN: Final = 20_000_000
+"""More children than England has (about 12 million): a larger number is a typing error."""
+
+
+class WorldSizeError(ConfigurationError, ValueError):
+    """A world that cannot be generated: too small, too large, or ending past the last event
+    time (:data:`streams.codec.MAX_EVENT_MILLIS`)."""
+
+
+def _check_size(children: int, days: int, start: Millis | None = None) -> None:
     if children < 1:
-        raise ValueError(f"children must be at least 1, got {children}")
+        raise WorldSizeError(f"children must be at least 1, got {children}")
+    if children > MAX_CHILDREN:
+        raise WorldSizeError(f"children must be at most {MAX_CHILDREN:,}, got {children:,}")
     if days < 1:
-        raise ValueError(f"days must be at least 1, got {days}")
+        raise WorldSizeError(f"days must be at least 1, got {days}")
+    first = DEFAULT_START if start is None else start
+    if first < MIN_MILLIS:
+        raise WorldSizeError("the start must be 1900-01-01 or later")
+    if first + (days + 1) * DAY > MAX_EVENT_MILLIS:
+        raise WorldSizeError(
+            f"{days:,} days from {_rfc3339(first)} go past 9999-12-24, the last event time"
+        )
 
 
 def _reachable(planted: Iterable[Planted], until: Millis) -> list[Planted]:
@@ -404,10 +425,9 @@ def _summary(
 
 @contextlib.contextmanager
 def _open_out(path: Path) -> Iterator[IO[bytes]]:
-    """A binary sink; gzip with a fixed header (no name, no mtime) so bytes are reproducible."""
-    if path.parent != Path():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as raw:
+    """A binary sink; gzip with a fixed header (no name, no mtime) so bytes are reproducible.
+    ``path`` is replaced only when the whole file is written."""
+    with replaced_on_success(path) as raw:
         if not path.name.endswith(".gz"):
             yield raw
             return
@@ -525,7 +545,7 @@ def _write_stream(
 ) -> tuple[Counter[tuple[str, str]], tuple[int, int, Millis, Millis]]:
     """Generate the blocks, then merge their sorted files; the truth rows a replay cannot
     reach (a deadline after the last event) are known only at the end, and dropped then."""
-    _check_size(world.children, world.days)
+    _check_size(world.children, world.days, world.start)
     end = world.start + world.days * DAY
     if out.parent != Path():
         out.parent.mkdir(parents=True, exist_ok=True)

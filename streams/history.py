@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import gzip
 import heapq
+import itertools
 import os
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from streams import codec
 from streams.domain.events import Event
-from streams.errors import InvalidEvent, SafeguardingError
+from streams.errors import CorruptFile, InvalidEvent, SafeguardingError
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _AVRO_MAGIC = b"Obj\x01"
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,9 @@ class InvalidRecord:
     reason: str
     raw: bytes
     """The original bytes (empty for an Avro record, which has no bytes of its own)."""
+    rest_unread: bool = False
+    """The file is damaged here (a corrupt Avro block, broken gzip data): nothing after it
+    could be read, so the history it holds ends early."""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -69,28 +75,48 @@ def read_file(
         if head == _AVRO_MAGIC:
             for n, item in enumerate(codec.read_avro_container(raw), 1):
                 if isinstance(item, InvalidEvent):
-                    on_invalid(InvalidRecord(name, n, f"record {n}: {item.reason}", b""))
+                    cut = isinstance(item, CorruptFile)
+                    on_invalid(InvalidRecord(name, n, f"record {n}: {item.reason}", b"", cut))
                 else:
                     yield n, item
             if on_progress:
                 on_progress(raw.tell())
             return
-        lines: Iterable[bytes] = (
-            gzip.GzipFile(fileobj=raw, mode="rb") if head[:2] == _GZIP_MAGIC else raw
-        )
+        zipped = head[:2] == _GZIP_MAGIC
+        lines: Iterator[bytes] = iter(gzip.GzipFile(fileobj=raw, mode="rb") if zipped else raw)
         decode = codec.decode_json_line
         reported = 0
-        for n, line in enumerate(lines, 1):
-            if on_progress and not n & 0xFFF:
-                pos = raw.tell()
-                on_progress(pos - reported)
-                reported = pos
-            if not line.strip():
-                continue
-            try:
-                yield n, decode(line)
-            except InvalidEvent as exc:
-                on_invalid(InvalidRecord(name, n, f"line {n}: {exc.reason}", line.rstrip(b"\r\n")))
+        n = 0
+        try:
+            first = next(lines, b"")
+            if first.startswith(_BOM):  # as spreadsheet exports on Windows write them
+                first = first[len(_BOM) :]
+            for n, line in enumerate(itertools.chain((first,), lines), 1):
+                if on_progress and not n & 0xFFF:
+                    pos = raw.tell()
+                    on_progress(pos - reported)
+                    reported = pos
+                if not line.strip():
+                    continue
+                try:
+                    yield n, decode(line)
+                except InvalidEvent as exc:
+                    reason = f"line {n}: {exc.reason}"
+                    on_invalid(InvalidRecord(name, n, reason, line.rstrip(b"\r\n")))
+        except (EOFError, OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            if not zipped:
+                raise
+            on_invalid(
+                InvalidRecord(
+                    name,
+                    n + 1,
+                    f"line {n + 1}: the gzip data is damaged or cut short "
+                    f"{f'after line {n:,}' if n else 'at its start'}; the rest of the file was "
+                    f"not read ({type(exc).__name__}: {exc})",
+                    b"",
+                    rest_unread=True,
+                )
+            )
         if on_progress:
             on_progress(raw.tell() - reported)
 

@@ -39,6 +39,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from streams.codec import MAX_EVENT_MILLIS, MIN_MILLIS
 from streams.domain.alerts import Mode
 from streams.domain.detector import Detector, wall_clock_ms
 from streams.domain.events import Event
@@ -73,13 +74,19 @@ def parse_date(text: str) -> Millis:
     try:
         if _DATE.fullmatch(text):
             day = date.fromisoformat(text)
-            return from_datetime(datetime.combine(day, clock_time(0), tzinfo=REPORT_ZONE))
-        return parse_rfc3339(text)
-    except ValueError as exc:
+            at = from_datetime(datetime.combine(day, clock_time(0), tzinfo=REPORT_ZONE))
+        else:
+            at = parse_rfc3339(text)
+    except (ValueError, OverflowError) as exc:
         raise ValueError(
             "expected a date (2024-02-01, midnight Europe/London) or an RFC 3339 timestamp "
             f"with an offset (2024-02-01T00:00:00Z), received {text!r}"
         ) from exc
+    if not MIN_MILLIS <= at <= MAX_EVENT_MILLIS:
+        raise ValueError(
+            f"expected a time from 1900-01-01 to 9999-12-24, as events have, received {text!r}"
+        )
+    return at
 
 
 # --------------------------------------------------------------------------------------------

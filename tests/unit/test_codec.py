@@ -40,6 +40,7 @@ from streams.domain.events import (
     Referral,
     RiskLevel,
 )
+from streams.domain.params import Params
 from streams.domain.time import HOUR, from_datetime
 from streams.errors import InvalidEvent
 
@@ -463,7 +464,35 @@ INVALID_EVENTS = [
     ("referral_id list", changed(REFERRAL, referral_id=["R1"]), "referral_id", "a list of 1"),
     ("incident_id empty", changed(REFERRAL, incident_id=""), "incident_id", "or null"),
     ("episode_id number", changed(REFERRAL, episode_id=5), "episode_id", "received 5"),
+    (
+        "incident in the last week of 9999",
+        changed(INCIDENT, occurred_at="9999-12-31T00:00:00Z"),
+        "occurred_at",
+        "no room for its deadlines",
+    ),
+    (
+        "referral just after the last event time",
+        changed(REFERRAL, occurred_at="9999-12-25T00:00:00Z"),
+        "occurred_at",
+        "to 9999-12-24T23:59:59.999Z",
+    ),
 ]
+
+
+@pytest.mark.parametrize("event", [INCIDENT, REPORTED, REFERRAL], ids=lambda e: e.type)
+def test_the_last_event_time_is_accepted_and_its_deadlines_are_times(event: Event) -> None:
+    obj = changed(event, occurred_at="9999-12-24T23:59:59.999Z")
+    assert codec.decode_json_line(orjson.dumps(obj)).occurred_at == codec.MAX_EVENT_MILLIS
+
+
+def test_every_deadline_of_the_last_event_times_is_a_time_an_alert_can_carry() -> None:
+    p = Params()
+    # The last moment of each day of the last week: one of them is a Friday night, whose
+    # Encompass deadline (08:30 on Monday) is the furthest of any rule.
+    for days_before in range(7):
+        at = codec.MAX_EVENT_MILLIS - days_before * 86_400_000
+        assert p.encompass_due(at) <= codec.MAX_MILLIS
+        assert at + p.return_interview_deadline <= codec.MAX_MILLIS
 
 
 @pytest.mark.parametrize(
@@ -599,6 +628,7 @@ INVALID_AVRO = [
     ("age too old", REPORTED, {"age": 99}, "age"),
     ("time before 1900", REFERRAL, {"occurred_at": -(10**14)}, "occurred_at"),
     ("time after 9999", REFERRAL, {"occurred_at": 2**62}, "occurred_at"),
+    ("time in the last week of 9999", INCIDENT, {"occurred_at": codec.MAX_MILLIS}, "occurred_at"),
     ("incident_id blank", REFERRAL, {"incident_id": " "}, "incident_id"),
 ]
 
