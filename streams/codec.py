@@ -563,6 +563,9 @@ def decode_json_line(line: bytes | str) -> Event:
 # readers above decide (and word the error). Measured over a generated world: 5.8 us -> 2.9 us
 # a line, of which orjson itself takes 1.4 us.
 
+_FastTime = Callable[[object], "Millis | None"]
+"""Reads an ``occurred_at`` in the usual shape, or gives None (the full readers decide)."""
+
 _MINUTE_MILLIS: Final = {f"{n:02d}": n * 60_000 for n in range(60)}
 """``00`` to ``59`` (ASCII digits only; ``str.isdigit`` would also take other scripts)."""
 _SECOND_MILLIS: Final = {f"{n:02d}": n * 1_000 for n in range(60)}
@@ -631,12 +634,12 @@ def _fast_time(text: object) -> Millis | None:
     return hour + minute + second
 
 
-def _fast_incident(obj: dict[str, Any]) -> Incident | None:
+def _fast_incident(obj: dict[str, Any], read_time: _FastTime = _fast_time) -> Incident | None:
     event_id = obj.get("event_id")
     incident_id = obj.get("incident_id")
     if not (_is_id(event_id) and _is_id(incident_id)):
         return None
-    occurred_at = _fast_time(obj.get("occurred_at"))
+    occurred_at = read_time(obj.get("occurred_at"))
     kind = obj.get("incident_type")
     incident_type = _INCIDENT_TYPES[0].get(kind) if type(kind) is str else None
     dash = obj.get("dash_risk")
@@ -671,13 +674,15 @@ def _fast_incident(obj: dict[str, Any]) -> Incident | None:
     )
 
 
-def _fast_missing_report(obj: dict[str, Any]) -> MissingReport | None:
+def _fast_missing_report(
+    obj: dict[str, Any], read_time: _FastTime = _fast_time
+) -> MissingReport | None:
     event_id = obj.get("event_id")
     episode_id = obj.get("episode_id")
     child_id = obj.get("child_id")
     if not (_is_id(event_id) and _is_id(episode_id) and _is_id(child_id)):
         return None
-    occurred_at = _fast_time(obj.get("occurred_at"))
+    occurred_at = read_time(obj.get("occurred_at"))
     raw_status = obj.get("status")
     status = _STATUSES[0].get(raw_status) if type(raw_status) is str else None
     raw_risk = obj.get("risk_level")
@@ -703,7 +708,7 @@ def _fast_missing_report(obj: dict[str, Any]) -> MissingReport | None:
     )
 
 
-def _fast_referral(obj: dict[str, Any]) -> Referral | None:
+def _fast_referral(obj: dict[str, Any], read_time: _FastTime = _fast_time) -> Referral | None:
     event_id = obj.get("event_id")
     referral_id = obj.get("referral_id")
     child_id = obj.get("child_id")
@@ -717,7 +722,7 @@ def _fast_referral(obj: dict[str, Any]) -> Referral | None:
         and (episode_id is None or _is_id(episode_id))
     ):
         return None
-    occurred_at = _fast_time(obj.get("occurred_at"))
+    occurred_at = read_time(obj.get("occurred_at"))
     raw_agency = obj.get("agency")
     agency = _AGENCIES[0].get(raw_agency) if type(raw_agency) is str else None
     if occurred_at is None or agency is None:
@@ -732,6 +737,32 @@ _FAST_READERS: Final[dict[str, Callable[[dict[str, Any]], Event | None]]] = {
     "missing_report": _fast_missing_report,
     "referral": _fast_referral,
 }
+
+
+def _fast_avro_time(value: object) -> Millis | None:
+    """An Avro ``occurred_at``: epoch milliseconds in the range of event times, else None."""
+    if type(value) is int and MIN_MILLIS <= value <= MAX_EVENT_MILLIS:
+        return value
+    return None
+
+
+def _fast_avro_reader(
+    fast: Callable[[dict[str, Any], _FastTime], Event | None],
+) -> Callable[[dict[str, Any]], Event | None]:
+    def read(record: dict[str, Any]) -> Event | None:
+        return fast(record, _fast_avro_time)
+
+    return read
+
+
+_FAST_AVRO_READERS: Final[dict[str, Callable[[dict[str, Any]], Event | None]]] = {
+    "incident": _fast_avro_reader(_fast_incident),
+    "missing_report": _fast_avro_reader(_fast_missing_report),
+    "referral": _fast_avro_reader(_fast_referral),
+}
+"""The same shortcut for a record decoded from Avro (the ingest agent's input): the schema
+already fixed each field's type, the checks of values (non-blank ids, ages, the household,
+the status's risk level) are the JSON path's. Measured: 16.5 us -> 10 us an incident."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -1135,7 +1166,9 @@ def decode_event_avro(kind: str, data: bytes) -> Event:
     read = _EVENT_READERS.get(kind)
     if read is None:
         raise ValueError(f"unknown event kind {kind!r}; expected {_KINDS_EXPECTED}")
-    return read(_read_avro(data, kind, MAX_RECORD_BYTES), _avro_time)
+    record = _read_avro(data, kind, MAX_RECORD_BYTES)
+    event = _FAST_AVRO_READERS[kind](record)
+    return event if event is not None else read(record, _avro_time)
 
 
 def decode_alert_avro(data: bytes) -> Alert:
