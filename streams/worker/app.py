@@ -25,21 +25,19 @@ from __future__ import annotations
 import asyncio
 import atexit
 import dataclasses
-import inspect
 import shutil
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from typing import Any, cast
 
 import faust
 import orjson
 import structlog
-from faust.transport.conductor import Conductor
+from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
-from mode.services import WaitResults
 
 from streams import codec
 from streams.domain.alerts import Alert, DeadLetter, Mode
@@ -61,19 +59,17 @@ from streams.worker.envelope import (
     TICK_HEADER,
     WALL,
 )
+from streams.worker.ingest import Ingest
 
 log = structlog.get_logger("streams.worker")
 
 
 _CLOCK_KEY = "{p}|__clock__"
 
-INGEST_BATCH = 10_000
-"""Input records ingest takes at most in one batch (see :class:`InputBatcher`): it sends one
-per-child record per partition per batch (see :mod:`streams.worker.envelope`)."""
 BATCH_ITEMS = 2_000
 """Items at most in one per-child record (about 150 bytes each: well under Kafka's 1 MB)."""
 BATCH_WAIT_S = {Mode.LIVE: 0.01, Mode.REPLAY: 0.1}
-"""How long ingest waits for more records before it sends a batch that is not full:
+"""How long ingest waits for more records before it forwards a list that is not full:
 the latency a quiet pipeline adds (live: 10 ms, of SPEC's seconds; a replay has time, and
 larger batches mean fewer per-child records, each child's state written once per record)."""
 
@@ -157,80 +153,12 @@ class _Consumer(faust_aiokafka.Consumer):
         """The record sought back for arrived (or the partition was revoked)."""
         cast(_ReadOffsets, self._read_offset).rewinding.discard(tp)
 
-    async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
-        """Faust's ``wait_first``, except that a coroutine given first runs at once, here,
-        up to its first wait; only if it does wait does the rest go to ``wait_first``.
-
-        Faust hands every fetched record to its handler as ``wait_first(callback(message),
-        suspend_flow.wait())`` (the consumer's only call with two coroutines), so that a
-        rebalance can interrupt a handler waiting for room in a stream's buffer: four tasks
-        and an ``asyncio.wait`` per record, most of the cost of a record in a pass-through
-        agent. Most handlers never wait (ours for the input topics, :class:`InputBatcher`,
-        waits only to send a full batch), and one that finishes at once needs no task. It is
-        what Python 3.12's eager tasks do."""
-        if len(coros) == 2 and timeout is None and inspect.iscoroutine(coros[0]):
-            first, other = coros
-            try:
-                waiting = first.send(None)
-            except StopIteration as done:
-                if inspect.iscoroutine(other):
-                    other.close()
-                return WaitResults([first], [done.value], False)
-            coros = (_Resumed(first, waiting), other)
-        return await super().wait_first(*coros, timeout=timeout)
-
-
-class _Resumed:
-    """The rest of a coroutine that was run by hand up to a wait on ``waiting`` (a future, as
-    asyncio's coroutines yield): awaiting this goes on from there, as if it had never stopped.
-    """
-
-    __slots__ = ("_coro", "_waiting")
-
-    def __init__(self, coro: Any, waiting: Any) -> None:
-        self._coro = coro
-        self._waiting = waiting
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, waiting = self._coro, self._waiting
-        while True:
-            try:
-                sent = yield waiting
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # a cancellation, passed on to the coroutine
-                try:
-                    waiting = coro.throw(exc)
-                except StopIteration as done:
-                    return done.value
-            else:
-                try:
-                    waiting = coro.send(sent)
-                except StopIteration as done:
-                    return done.value
-
-
-class _Conductor(Conductor):
-    """Faust's conductor, which hands each fetched record to the handler of its partition;
-    ``own_handlers`` gives handlers of our own for some topics (the input topics: see
-    :class:`InputBatcher`) in place of Faust's, which put every record into a stream."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.own_handlers: dict[str, Callable[[Any], Awaitable[None]]] = {}
-
-    def _build_handler(self, tp: Any, channels: Any) -> Any:
-        own = self.own_handlers.get(tp.topic)
-        return own if own is not None else super()._build_handler(tp, channels)
-
 
 class _Transport(faust_aiokafka.Transport):
-    """Faust's aiokafka transport with a shorter fetch wait (see FETCH_MAX_WAIT_MS), eager
-    record handlers (``_Consumer.wait_first``) and handlers of our own (``_Conductor``)."""
+    """Faust's aiokafka transport with a shorter fetch wait (see FETCH_MAX_WAIT_MS) and the
+    seeks of :class:`OffsetGuard`."""
 
     Consumer = _Consumer
-    Conductor = _Conductor
 
 
 class OffsetGuard:
@@ -292,97 +220,6 @@ class OffsetGuard:
                     expected=expected, got=offset)  # fmt: skip
         await consumer.seek_in_thread(tp, expected)
         return False
-
-
-class InputBatcher:
-    """Takes the records of the input topics straight from Faust's consumer, in lists of at
-    most ``max_`` (after at most ``within`` seconds of waiting), and acks a list's records
-    once ``forward`` returned normally for it.
-
-    No Faust stream: a stream costs a queue, an event and sensor calls per record, and an
-    agent on the input topics forwarded about 4,000 records a second (the pass-through of the
-    benchmark). :class:`_Conductor` calls :meth:`on_message` for each record as the consumer
-    fetches it; :meth:`on_message` only keeps it, unless its list is full.
-
-    Nothing is lost: a record is acked (so committed) only after its list was forwarded;
-    a list cut short (the worker stopping, an error, a rebalance) is not acked, and read again
-    from the committed offset by whoever owns the partition next: at least once, and the
-    detector ignores an event it has already seen by ``event_id``. Records of revoked
-    partitions are dropped unforwarded for the same reason.
-    """
-
-    def __init__(
-        self,
-        app: Any,
-        guard: OffsetGuard,
-        forward: Callable[[list[Any]], Awaitable[None]],
-        *,
-        max_: int,
-        within: float,
-    ) -> None:
-        self._app = app
-        self._guard = guard
-        self._forward = forward
-        self._max = max_
-        self._within = within
-        self._pending: list[Any] = []
-        self._lock = asyncio.Lock()  # one list forwarded at a time, in order
-        self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._epoch = 0  # one more at each revocation: a list taken before is not acked
-
-    async def on_message(self, message: Any) -> None:
-        """Keep one fetched record; forward the list if it is full."""
-        flow = self._app.flow_control
-        if not flow.is_active():  # a rebalance under way: Faust's handlers wait too
-            await flow.acquire()
-        if not await self._guard.admit(message.tp, message.offset):
-            return  # neither kept nor acked: it comes again after the guard's seek
-        pending = self._pending
-        pending.append(message)
-        if len(pending) >= self._max:
-            await self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._within, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if self._pending:
-            task = asyncio.ensure_future(self._flush_or_crash())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _flush_or_crash(self) -> None:
-        try:
-            await self.flush()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # as an agent's error would: the worker stops
-            log.exception("ingest_failed", error=type(exc).__name__)
-            await self._app.crash(exc)
-
-    async def flush(self) -> None:
-        """Forward what is kept, then ack it (unless its partitions were revoked meanwhile)."""
-        async with self._lock:
-            taken, self._pending = self._pending, []
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            if not taken:
-                return
-            epoch = self._epoch
-            await self._forward(taken)
-            if epoch != self._epoch:
-                return  # revoked while forwarding: read again by the partitions' next owner
-            ack = self._app.consumer.ack
-            for message in taken:
-                ack(message)
-
-    def revoke(self, tps: Any) -> None:
-        """Drop the kept records of revoked partitions (their next owner reads them)."""
-        self._epoch += 1
-        revoked = set(tps)
-        self._pending = [m for m in self._pending if m.tp not in revoked]
 
 
 def wall_ms() -> Millis:
@@ -598,9 +435,8 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
     async def forward(messages: list[Any]) -> None:
         """Decode a list of input records and send one per-child record per partition (or a
         few, of at most BATCH_ITEMS items): events in field form, and the replay ticks in
-        their place. Faust flushes the producer before it commits offsets, so these are on
-        the broker before the input records are committed (:class:`InputBatcher` acks them
-        after this returns)."""
+        their place. :class:`~streams.worker.ingest.Ingest` flushes the producer before it
+        commits the input offsets, so these are on the broker first."""
         batches: list[list[list[Any]]] = [[] for _ in range(n)]
         for msg in messages:
             tick = tick_of(msg.headers) if msg.headers else None
@@ -635,13 +471,36 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
                 record = envelope.batch_record(items[start : start + BATCH_ITEMS])
                 await send(by_child_name, None, record, p)
 
-    ingest = InputBatcher(app, guard, forward, max_=INGEST_BATCH, within=wait_s)
-    conductor = cast(_Conductor, app.topics)
-    for topic in inputs.values():
-        conductor.own_handlers[topic.get_topic_name()] = ingest.on_message
-        # Subscribed with the agents' topics when the worker starts, acks enabled (``add``
-        # would also flag a change of subscription, which needs the event loop).
-        conductor._topics.add(topic)
+    async def ingest() -> None:
+        """Read the input topics with a consumer of ingest's own (see :mod:`.ingest`)."""
+        for topic in inputs.values():  # as the agents' topics are: with the prefix's partitions
+            await topic.maybe_declare()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap.split(","),
+            group_id=f"{settings.topic_prefix}ingest",
+            client_id=f"{settings.topic_prefix}ingest",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=10_000,  # as the worker's (see broker_session_timeout)
+            heartbeat_interval_ms=500,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
+        reader = Ingest(
+            consumer,
+            [topic.get_topic_name() for topic in inputs.values()],
+            forward,
+            app.producer.flush,
+            within=wait_s,
+        )
+        try:
+            await reader.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # as an agent's error would: the worker stops
+            log.exception("ingest_failed", error=type(exc).__name__)
+            await app.crash(exc)
+
+    app.task(ingest)  # Faust's decorator carries no types: called, so ``ingest`` keeps its own
 
     # -- detect ------------------------------------------------------------------------------
 
@@ -827,7 +686,6 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
                 await by_child.send(value=record, partition=p)
 
     async def on_revoked(_: Any, revoked: Any, **__: Any) -> None:
-        ingest.revoke(revoked)
         guard.forget(revoked)
         for tp in revoked:
             if tp.topic == topics.by_child:
