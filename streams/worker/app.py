@@ -693,5 +693,11 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
 
     app.on_partitions_revoked.connect(cast(Any, on_revoked))  # (sender, revoked, signal=)
 
+    async def on_assigned(_: Any, assigned: Any, **__: Any) -> None:
+        mine = sorted(tp.partition for tp in assigned if tp.topic == topics.by_child)
+        log.info("partitions_assigned", partitions=mine)  # the per-child partitions it detects
+
+    app.on_partitions_assigned.connect(cast(Any, on_assigned))  # (sender, assigned, signal=)
+
     app.safeguarding_detectors = detectors  # type: ignore[attr-defined]
     return app

@@ -129,6 +129,9 @@ def test_two_workers_share_partitions_and_one_may_die(
     with kit.worker(settings, tmp_path / "a.log") as a:
         b = kit.spawn_worker(settings, tmp_path / "b.log")
         try:
+            # Both detect before the replay starts: the pipeline is fast enough to publish
+            # the 300 alerts below before a worker that joins meanwhile gets a partition.
+            kit.wait_for_assignment(tmp_path / "b.log", b)
             replaying = _replay_in_background(world, settings)
             _wait_for_alerts(settings, at_least=300)
         finally:
