@@ -196,4 +196,4 @@ def test_the_worker_reads_the_input_topics_with_its_own_consumer_not_faust_s() -
     agents = {name for agent in app.agents.values() for name in agent.channel.topics}
     assert agents == {settings.topics.by_child}
     assert not (subscribed | agents) & set(settings.topics.inputs.values())
-    assert "ingest" in [getattr(t, "__name__", "") for t in app._app_tasks]
+    assert [t.__name__ for t in app.on_started_early] == ["ingest"]
