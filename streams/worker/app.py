@@ -167,11 +167,13 @@ class OffsetGuard:
     Around a rebalance Faust drops records that a fetch had already taken out of the consumer
     (``Consumer.getmany`` stops handing them on when the flow stops), trusting the seek to the
     committed offsets that follows; measured, records were still skipped (a restarted worker
-    read per-child offset 0 and then 23), and with them events and replay ticks. So ingest and
-    the detect agent check that a partition's offsets follow one another from where the consumer
-    started (its committed offset): on a gap it seeks back, and drops what comes before the
-    missing record arrives. A repeat (an offset already seen, after Faust sought back) goes
-    through: the pipeline is at least once, and the detector ignores an event it has seen.
+    read per-child offset 0 and then 23), and with them events and replay ticks. So the detect
+    agent checks that a partition's offsets follow one another from where the consumer started
+    (its committed offset): on a gap it seeks back, and drops what comes before the missing
+    record arrives. A repeat (an offset already seen, after Faust sought back) goes through:
+    the pipeline is at least once, and the detector ignores an event it has seen. (Ingest reads
+    the input topics with a consumer of its own, which skips nothing: see
+    :mod:`streams.worker.ingest`.)
     """
 
     SEEK_AGAIN_S = 2.0
@@ -497,8 +499,9 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
             client_id=f"{settings.topic_prefix}ingest",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            session_timeout_ms=10_000,  # as the worker's (see broker_session_timeout)
-            heartbeat_interval_ms=500,
+            # As Faust's consumer (see broker_session_timeout above).
+            session_timeout_ms=int(app.conf.broker_session_timeout * 1000),
+            heartbeat_interval_ms=int(app.conf.broker_heartbeat_interval * 1000),
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         reader = Ingest(

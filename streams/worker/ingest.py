@@ -41,7 +41,8 @@ Forward = Callable[[list[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
 
 
 class Ingest(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no types here
-    """Reads ``topics`` in the group ``group_id`` and hands each list to ``forward``.
+    """Reads ``topics`` with ``consumer`` (in its consumer group) and hands each list to
+    ``forward``.
 
     A list is what came within ``within`` seconds of its first record (10 ms live, 100 ms in
     a replay), up to ``max_records``. ``flush`` waits until everything handed to the producer
