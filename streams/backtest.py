@@ -111,8 +111,8 @@ def _run(
 
     def invalid(record: InvalidRecord) -> None:
         summary.invalid += 1
-        if record.rest_unread:
-            summary.unread.append(f"{record.source}: {record.reason}")
+        if record.damage:
+            summary.unread.append(record.damage)
         if dl_file is not None:
             dl_file.write(orjson.dumps(record.to_dict()))
             dl_file.write(b"\n")

@@ -167,8 +167,8 @@ def backtest_kafka(
 
     def invalid(record: InvalidRecord) -> None:
         dl_lines.append(orjson.dumps(record.to_dict()))
-        if record.rest_unread:
-            summary.unread.append(f"{record.source}: {record.reason}")
+        if record.damage:
+            summary.unread.append(record.damage)
 
     with _broker(bootstrap) as servers, tempfile.TemporaryDirectory(prefix="backtest-") as tmp:
         settings = Settings.from_env(

@@ -230,7 +230,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if end <= start:
         print("safeguarding report: --to must be after --from", file=sys.stderr)
         return EXIT_USAGE
-    from streams.cli_output import err, progress_bar
+    from streams.cli_output import err, print_damaged, progress_bar
     from streams.history import InvalidRecord, total_size
 
     invalid: list[int] = [0]
@@ -238,8 +238,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     def count(record: InvalidRecord) -> None:
         invalid[0] += 1
-        if record.rest_unread:
-            unread.append(f"{record.source}: {record.reason}")
+        if record.damage:
+            unread.append(record.damage)
 
     with progress_bar(total_size(args.files), "report", quiet=False) as advance:
         result = run_report(
@@ -258,8 +258,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             markup=False,
             highlight=False,
         )
-    for damaged in unread:
-        err.print(f"warning: {damaged}", markup=False, highlight=False)
+    print_damaged(unread)
     if args.json:
         import orjson
 

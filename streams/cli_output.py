@@ -78,8 +78,7 @@ def print_backtest_summary(s: BacktestSummary, out_path: Path, dl_path: Path | N
     table.add_row("clock advanced to", local(s.until) if s.until is not None else "-")
     table.add_row("time", f"{s.seconds:.2f} s ({s.events_per_second:,.0f} events/s)")
     err.print(table)
-    for damaged in s.unread:
-        err.print(f"[bold yellow]warning:[/] {escape(damaged)}", highlight=False)
+    print_damaged(s.unread)
     by_rule = Table(title=f"alerts -> {out_path}")
     by_rule.add_column("rule")
     by_rule.add_column("what was missed")
@@ -89,6 +88,12 @@ def print_backtest_summary(s: BacktestSummary, out_path: Path, dl_path: Path | N
         counts = [s.alerts.get((rule, st), 0) for st in ("RAISED", "RESOLVED", "WITHDRAWN")]
         by_rule.add_row(rule.value, RULE_TITLES[rule], *(f"{c:,}" for c in counts))
     err.print(by_rule)
+
+
+def print_damaged(damage: list[str]) -> None:
+    """A warning for each file read only in part (``InvalidRecord.damage``)."""
+    for text in damage:
+        err.print(f"[bold yellow]warning:[/] {escape(text)}", highlight=False)
 
 
 def print_mapping(title: str, mapping: Mapping[str, Any]) -> None:

@@ -42,6 +42,11 @@ class InvalidRecord:
     """The file is damaged here (a corrupt Avro block, broken gzip data): nothing after it
     could be read, so the history it holds ends early."""
 
+    @property
+    def damage(self) -> str | None:
+        """``file: reason`` when the rest of the file was not read (to warn of), else None."""
+        return f"{self.source}: {self.reason}" if self.rest_unread else None
+
     def to_dict(self) -> dict[str, object]:
         return {
             "file": self.source,
