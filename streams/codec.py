@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -746,19 +747,10 @@ def _fast_avro_time(value: object) -> Millis | None:
     return None
 
 
-def _fast_avro_reader(
-    fast: Callable[[dict[str, Any], _FastTime], Event | None],
-) -> Callable[[dict[str, Any]], Event | None]:
-    def read(record: dict[str, Any]) -> Event | None:
-        return fast(record, _fast_avro_time)
-
-    return read
-
-
 _FAST_AVRO_READERS: Final[dict[str, Callable[[dict[str, Any]], Event | None]]] = {
-    "incident": _fast_avro_reader(_fast_incident),
-    "missing_report": _fast_avro_reader(_fast_missing_report),
-    "referral": _fast_avro_reader(_fast_referral),
+    "incident": functools.partial(_fast_incident, read_time=_fast_avro_time),
+    "missing_report": functools.partial(_fast_missing_report, read_time=_fast_avro_time),
+    "referral": functools.partial(_fast_referral, read_time=_fast_avro_time),
 }
 """The same shortcut for a record decoded from Avro (the ingest agent's input): the schema
 already fixed each field's type, the checks of values (non-blank ids, ages, the household,

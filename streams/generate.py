@@ -351,7 +351,7 @@ def run_generate(
 _FIRST = itemgetter(0)
 
 
-MAX_CHILDREN: Final = 20_000_000
+MAX_WORLD_CHILDREN: Final = 20_000_000
 """More children than England has (about 12 million): a larger number is a typing error."""
 
 
@@ -363,8 +363,8 @@ class WorldSizeError(ConfigurationError, ValueError):
 def _check_size(children: int, days: int, start: Millis | None = None) -> None:
     if children < 1:
         raise WorldSizeError(f"children must be at least 1, got {children}")
-    if children > MAX_CHILDREN:
-        raise WorldSizeError(f"children must be at most {MAX_CHILDREN:,}, got {children:,}")
+    if children > MAX_WORLD_CHILDREN:
+        raise WorldSizeError(f"children must be at most {MAX_WORLD_CHILDREN:,}, got {children:,}")
     if days < 1:
         raise WorldSizeError(f"days must be at least 1, got {days}")
     first = DEFAULT_START if start is None else start
