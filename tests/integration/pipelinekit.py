@@ -67,21 +67,35 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def wait_for_log(
+    log: Path,
+    proc: subprocess.Popen[bytes],
+    event: str,
+    timeout: float = 120,
+    where: Any = lambda _: True,
+) -> dict[str, Any]:
+    """The first ``event`` the worker writing ``log`` logged for which ``where`` holds;
+    fails if the worker exits or logs none within ``timeout``."""
+    needle = f'"event": "{event}"'.encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the worker exited with {proc.returncode}"
+        for line in log.read_bytes().splitlines() if log.exists() else []:
+            if needle in line:
+                record = orjson.loads(line[line.index(b"{") :])
+                if where(record):
+                    return dict(record)
+        time.sleep(0.2)
+    raise AssertionError(f"no {event} within {timeout} s ({log.name})")
+
+
 def wait_for_assignment(
     log: Path, proc: subprocess.Popen[bytes], timeout: float = 120
 ) -> list[int]:
     """The per-child partitions the worker writing ``log`` was first given (its
     ``partitions_assigned`` line with some); fails if it has none within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"the worker exited with {proc.returncode}"
-        for line in log.read_bytes().splitlines() if log.exists() else []:
-            if b'"partitions_assigned"' in line:
-                partitions = orjson.loads(line[line.index(b"{") :]).get("partitions")
-                if partitions:
-                    return list(partitions)
-        time.sleep(0.2)
-    raise AssertionError(f"no per-child partition assigned within {timeout} s ({log.name})")
+    record = wait_for_log(log, proc, "partitions_assigned", timeout, lambda r: r["partitions"])
+    return list(record["partitions"])
 
 
 def kill9(proc: subprocess.Popen[bytes]) -> None:
