@@ -54,6 +54,9 @@ def run_worker(settings: Settings) -> int:
         # measured); our logs are configured above.
         override_logging=False,
     )
+    # Its start-up spinner writes terminal escapes even when stdout is not a terminal, which
+    # breaks the JSON lines of a worker's log at its first record.
+    worker.spinner = None
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
