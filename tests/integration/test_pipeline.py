@@ -157,6 +157,9 @@ def test_live_deadline_fires_on_time_without_further_input(
     settings = kit.replace(settings, lateness_ms=2 * SECOND)
     kit.create(settings)
     with kit.worker(settings, tmp_path / "live.log") as proc:
+        # Timed from when the worker detects, so a slow start on a loaded machine is not
+        # counted as a late deadline.
+        kit.wait_for_assignment(tmp_path / "live.log", proc)
         due = kit.wall_ms() + 8 * SECOND
         incident = Incident(
             "live-1", due - 24 * HOUR, "LIVE-I1", IncidentType.DOMESTIC_ABUSE, None,
