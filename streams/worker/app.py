@@ -380,6 +380,7 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
         # 10,334 and 10,098 -> 13,444 and 16,948 events per CPU-second on Apache Kafka,
         # alternating; a 20 ms linger alone changed nothing.
         producer_max_batch_size=256 * 1024,
+        producer_partitioner=envelope.KeyPartitioner(),
         table_cleanup_interval=3600.0,
         stream_wait_empty=False,
         logging_config=None,
@@ -559,8 +560,10 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
     async def publish(alerts: list[Alert]) -> None:
         for alert in alerts:
             await send(alerts_name, alert.child_id.encode(), codec.encode_avro(alert), None)
-            log.info("alert_published", alert_id=alert.alert_id, rule_id=alert.rule_id,
-                     status=alert.status.value, severity=alert.severity.value)  # fmt: skip
+            # Debug: the alerts topic is the record of every alert. One log line an alert
+            # cost 10 microseconds (0.4 alerts an event in generated histories).
+            log.debug("alert_published", alert_id=alert.alert_id, rule_id=alert.rule_id,
+                      status=alert.status.value, severity=alert.severity.value)  # fmt: skip
 
     changelog: list[str] = []  # the table's changelog topic, once the app runs
 

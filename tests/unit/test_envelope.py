@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams import codec
 from streams.domain.events import (
@@ -64,6 +65,16 @@ def test_partition_of_a_child_is_kafkas_default_for_its_key() -> None:
         child = f"C{i}-é"
         assert partition_of(child) == kafka(child.encode(), [0, 1, 2, 3], [0, 1, 2, 3])
         assert partition_of(child) == partition_of(child)
+
+
+@given(st.lists(st.binary(max_size=40), max_size=30), st.integers(1, 12))
+def test_the_producers_partitioner_is_kafkas_default(keys: list[bytes], n: int) -> None:
+    kafka = DefaultPartitioner()
+    ours = envelope.KeyPartitioner(cache_size=5)  # small: cleared along the way
+    for partitions in ([*range(n)], [*range(n + 3)]):  # one cache, any partition count
+        for key in keys + keys:
+            assert ours(key, partitions, partitions) == kafka(key, partitions, partitions)
+    assert ours(None, [0, 1, 2], [2]) == 2  # no key: one of the available, as Kafka's
 
 
 def test_records_of_earlier_versions_give_each_child_its_event() -> None:
