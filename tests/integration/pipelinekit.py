@@ -146,21 +146,29 @@ def comparable(alerts: Iterable[Alert]) -> dict[str, tuple[object, ...]]:
 async def read_all(
     bootstrap: str, topic: str, partitions: int, *, quiet: float = 2.0
 ) -> list[bytes]:
-    """Every record of ``topic`` (until ``quiet`` seconds pass with nothing new)."""
+    """The value of every record of ``topic`` (until ``quiet`` seconds pass with nothing new)."""
+    return [r.value for r in await read_records(bootstrap, topic, partitions, quiet=quiet)]
+
+
+async def read_records(
+    bootstrap: str, topic: str, partitions: int, *, quiet: float = 2.0
+) -> list[Any]:
+    """Every record of ``topic`` (aiokafka's, with key and partition), until ``quiet`` seconds
+    pass with nothing new."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        values: list[bytes] = []
+        out: list[Any] = []
         idle = 0.0
         while idle < quiet:
             batch = await consumer.getmany(timeout_ms=250)
-            got = [r.value for records in batch.values() for r in records]
-            values += got
+            got = [r for records in batch.values() for r in records]
+            out += got
             idle = 0.0 if got else idle + 0.25
-        return values
+        return out
     finally:
         await consumer.stop()
 

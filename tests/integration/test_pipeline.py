@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from streams import codec
 from streams.backtest import backtest_inline
@@ -110,14 +111,16 @@ def test_worker_killed_mid_replay_loses_nothing(
         replaying.join(120)
         alerts = asyncio.run(collect_alerts(settings, partitions=4, worker=second, timeout=600))
     assert kit.comparable(alerts.values()) == expected
-    # Every version on the topic of one (rule, child, trigger) carries the same id.
-    versions = [
-        codec.decode_alert_avro(v)
-        for v in asyncio.run(kit.read_all(settings.bootstrap, settings.topics.alerts, 4))
-    ]
+    # Every version on the topic of one (rule, child, trigger) carries the same id, and is
+    # keyed by its child, on the partition Kafka's default partitioner gives that key.
+    records = asyncio.run(kit.read_records(settings.bootstrap, settings.topics.alerts, 4))
+    kafka = DefaultPartitioner()
     ids: dict[tuple[str, str, str], set[str]] = {}
-    for v in versions:
+    for record in records:
+        v = codec.decode_alert_avro(record.value)
         ids.setdefault(v.key, set()).add(v.alert_id)
+        assert record.key == v.child_id.encode()
+        assert record.partition == kafka(record.key, [0, 1, 2, 3], [0, 1, 2, 3])
     assert all(len(s) == 1 for s in ids.values())
 
 
