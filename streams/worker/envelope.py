@@ -38,8 +38,11 @@ from streams.domain.events import (
     IncidentType,
     MissingReport,
     MissingStatus,
-    Referral,
     RiskLevel,
+    new_household_child,
+    new_incident,
+    new_missing_report,
+    new_referral,
 )
 from streams.domain.time import Millis
 
@@ -145,16 +148,17 @@ def item_event(item: list[Any]) -> Event:
     tag = item[0]
     if tag == _INCIDENT:
         _, event_id, at, incident_id, kind, dash, child_id, present, age = item
-        return Incident(event_id, at, incident_id, _INCIDENT_TYPES[kind],
-                        None if dash is None else _DASH[dash],
-                        (HouseholdChild(child_id, present, age),))  # fmt: skip
+        return new_incident(event_id, at, incident_id, _INCIDENT_TYPES[kind],
+                            None if dash is None else _DASH[dash],
+                            (new_household_child(child_id, present, age),))  # fmt: skip
     if tag == _MISSING:
         _, event_id, at, episode_id, child_id, status, risk, looked_after, age = item
-        return MissingReport(event_id, at, episode_id, child_id, _STATUSES[status],
-                             None if risk is None else _RISKS[risk], looked_after, age)  # fmt: skip
+        return new_missing_report(event_id, at, episode_id, child_id, _STATUSES[status],
+                                  None if risk is None else _RISKS[risk], looked_after,
+                                  age)  # fmt: skip
     _, event_id, at, referral_id, child_id, agency, incident_id, episode_id = item
-    return Referral(event_id, at, referral_id, child_id, _AGENCIES[agency], incident_id,
-                    episode_id)  # fmt: skip
+    return new_referral(event_id, at, referral_id, child_id, _AGENCIES[agency], incident_id,
+                        episode_id)  # fmt: skip
 
 
 class KeyPartitioner:
