@@ -64,6 +64,9 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
         "SAFEGUARDING_PARTITIONS": str(settings.partitions),
         "SAFEGUARDING_LATENESS_MS": str(settings.lateness_ms),
         "SAFEGUARDING_TICK_INTERVAL_S": str(settings.tick_interval_s),
+        "SAFEGUARDING_SAVE_INTERVAL_S": (
+            "" if settings.save_interval_s is None else str(settings.save_interval_s)
+        ),
         "SAFEGUARDING_LOG_LEVEL": settings.log_level,
         "SAFEGUARDING_UNTIL_MS": "" if settings.until_ms is None else str(settings.until_ms),
     }

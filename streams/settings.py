@@ -84,6 +84,9 @@ class Settings:
     """``live`` (the wall clock also advances the clock) or ``replay``."""
     tick_interval_s: float = _env("SAFEGUARDING_TICK_INTERVAL_S", "1.0")  # type: ignore[assignment]
     """Live mode: how often the wall-clock tick is published into every partition."""
+    save_interval_s: float | None = _env("SAFEGUARDING_SAVE_INTERVAL_S", "")  # type: ignore[assignment]
+    """How often a worker writes the changed cases to its table's changelog and commits what it
+    applied (a crash costs applying that much again); empty for the mode's default."""
     hub_host: str = _env("SAFEGUARDING_HUB_HOST", "127.0.0.1")
     hub_port: int = _env("SAFEGUARDING_HUB_PORT", "6066")  # type: ignore[assignment]
     hub_password: str | None = _env("SAFEGUARDING_HUB_PASSWORD", "")  # type: ignore[assignment]
@@ -123,13 +126,17 @@ def _convert(attr: str, env_name: str, raw: Any, _: type) -> Any:
     floats = {"tick_interval_s"}
     optional = {"hub_password", "hub_users_file"}
     optional_ints = {"until_ms"}
-    if attr in optional_ints and raw == "":
+    optional_floats = {"save_interval_s"}
+    if attr in optional_ints | optional_floats and raw == "":
         return None
     try:
         if attr in ints or attr in optional_ints:
             return int(raw)
-        if attr in floats:
-            return float(raw)
+        if attr in floats or attr in optional_floats:
+            value = float(raw)
+            if not value > 0:  # nor NaN
+                raise ConfigurationError(f"{env_name}: expected seconds > 0, received {raw!r}")
+            return value
     except ValueError as exc:
         raise ConfigurationError(f"{env_name}: expected a number, received {raw!r}") from exc
     if attr in optional:

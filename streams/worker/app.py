@@ -411,7 +411,7 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
     )
     detectors: dict[int, PartitionDetector] = {}
     wait_s = BATCH_WAIT_S[mode]
-    save_every = SAVE_EVERY_S[mode]
+    save_every = settings.save_interval_s or SAVE_EVERY_S[mode]
     guard = OffsetGuard(app)
 
     # -- ingest ------------------------------------------------------------------------------

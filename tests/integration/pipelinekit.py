@@ -31,11 +31,16 @@ COMPARED = (
 
 
 def settings_for(
-    bootstrap: str, prefix: str, *, mode: str = "replay", partitions: int = 4
+    bootstrap: str,
+    prefix: str,
+    *,
+    mode: str = "replay",
+    partitions: int = 4,
+    save_interval_s: float | None = None,
 ) -> Settings:
     return Settings.from_env(
         {}, bootstrap=bootstrap, topic_prefix=prefix, mode=mode, partitions=partitions,
-        tick_interval_s=0.5,
+        tick_interval_s=0.5, save_interval_s=save_interval_s,
     )  # fmt: skip
 
 

@@ -78,6 +78,11 @@ def test_kafka_engine_equals_inline_with_until_before_the_last_event(
     assert got == want
 
 
+CRASH_SAVE_S = 0.25
+"""The workers that crash below write their cases every 0.25 s, not a replay's default 30 s, so
+a kill finds states, clocks and replay sources half written, which the next worker recovers."""
+
+
 def _replay_in_background(world: Path, settings: kit.Settings) -> threading.Thread:
     thread = threading.Thread(
         target=lambda: asyncio.run(replay([world], settings, create=False)), daemon=True
@@ -99,7 +104,7 @@ def _wait_for_alerts(settings: kit.Settings, at_least: int, timeout: float = 180
 def test_worker_killed_mid_replay_loses_nothing(
     kafka_broker: kit.Any, topic_prefix: str, world: Path, expected: dict, tmp_path: Path
 ) -> None:
-    settings = kit.settings_for(kafka_broker.bootstrap, topic_prefix)
+    settings = kit.settings_for(kafka_broker.bootstrap, topic_prefix, save_interval_s=CRASH_SAVE_S)
     kit.create(settings)
     first = kit.spawn_worker(settings, tmp_path / "worker1.log")
     try:
@@ -127,7 +132,7 @@ def test_worker_killed_mid_replay_loses_nothing(
 def test_two_workers_share_partitions_and_one_may_die(
     kafka_broker: kit.Any, topic_prefix: str, world: Path, expected: dict, tmp_path: Path
 ) -> None:
-    settings = kit.settings_for(kafka_broker.bootstrap, topic_prefix)
+    settings = kit.settings_for(kafka_broker.bootstrap, topic_prefix, save_interval_s=CRASH_SAVE_S)
     kit.create(settings)
     with kit.worker(settings, tmp_path / "a.log") as a:
         b = kit.spawn_worker(settings, tmp_path / "b.log")
@@ -235,19 +240,30 @@ def test_poison_messages_are_dead_lettered_and_the_pipeline_carries_on(
     assert any(letter.payload == b"x" * 70_000 for letter in letters)
 
 
-async def _first_alert(settings: kit.Settings, timeout: float = 180) -> None:
-    """Return as soon as the alerts topic has a record."""
+async def _first_saved_case(settings: kit.Settings, timeout: float = 180) -> None:
+    """Return as soon as the cases table's changelog holds a child's state (not only a
+    partition's clock)."""
+    changelog = f"{settings.topic_prefix}worker-cases-changelog"
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(settings.topics.alerts, p) for p in range(settings.partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
         deadline = time.monotonic() + timeout
+        while not consumer.assignment():
+            partitions = consumer.partitions_for_topic(changelog)
+            if partitions:
+                tps = [TopicPartition(changelog, p) for p in partitions]
+                consumer.assign(tps)
+                await consumer.seek_to_beginning(*tps)
+            elif time.monotonic() > deadline:
+                raise AssertionError(f"no topic {changelog} within {timeout} s")
+            else:
+                await asyncio.sleep(0.02)
+                await consumer._client.force_metadata_update()
         while time.monotonic() < deadline:
-            if any((await consumer.getmany(timeout_ms=20)).values()):
-                return
-        raise AssertionError(f"no alert within {timeout} s")
+            for records in (await consumer.getmany(timeout_ms=20)).values():
+                if any(not r.key.endswith(b'__clock__"') for r in records):
+                    return
+        raise AssertionError(f"no case saved within {timeout} s")
     finally:
         await consumer.stop()
 
@@ -255,15 +271,16 @@ async def _first_alert(settings: kit.Settings, timeout: float = 180) -> None:
 def test_worker_killed_early_in_replay_loses_nothing(
     kafka_broker: kit.Any, topic_prefix: str, world: Path, expected: dict, tmp_path: Path
 ) -> None:
-    """As above, but killed at its first alert: the batched pipeline is fast enough to finish
-    this world before 300 alerts are read back, so this one makes sure the second worker
-    really recovers half-done partitions (states, clocks, replay sources) from the table."""
-    settings = kit.settings_for(kafka_broker.bootstrap, topic_prefix)
+    """As above, but killed as soon as it has saved a case: the batched pipeline is fast enough
+    to finish this world before 300 alerts are read back, so this one makes sure the second
+    worker really recovers half-done partitions (states, clocks, replay sources) from the
+    table."""
+    settings = kit.settings_for(kafka_broker.bootstrap, topic_prefix, save_interval_s=CRASH_SAVE_S)
     kit.create(settings)
     first = kit.spawn_worker(settings, tmp_path / "worker1.log")
     try:
         replaying = _replay_in_background(world, settings)
-        asyncio.run(_first_alert(settings))
+        asyncio.run(_first_saved_case(settings))
     finally:
         kit.kill9(first)
     done = [
@@ -279,4 +296,9 @@ def test_worker_killed_early_in_replay_loses_nothing(
         replaying.join(120)
         alerts = asyncio.run(collect_alerts(settings, partitions=4, worker=second, timeout=600))
     assert kit.comparable(alerts.values()) == expected
-    assert "partition_started" in (tmp_path / "worker2.log").read_text(errors="replace")
+    # The second worker started from the first one's saved cases, not from nothing.
+    started = [
+        record for line in (tmp_path / "worker2.log").read_bytes().splitlines()
+        if (record := orjson.loads(line))["event"] == "partition_started"
+    ]  # fmt: skip
+    assert sum(r["children"] for r in started) > 0, started
