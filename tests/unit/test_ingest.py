@@ -149,18 +149,23 @@ def test_stopping_commits_what_was_forwarded() -> None:
     ]
 
 
-def test_a_revocation_commits_the_forwarded_and_drops_what_was_taken_for_the_revoked() -> None:
-    consumer = _Consumer([])
+def _revoking_a0(consumer: _Consumer, then: Fetch) -> Callable[[], Awaitable[Fetch]]:
+    """A fetch during which the group revokes A0 (A1 stays), answering ``then``."""
 
-    async def revoked_while_taking() -> Fetch:
+    async def fetch() -> Fetch:
         consumer.assigned = {A1}
         await consumer.listener.on_partitions_revoked([A0])
-        return {A1: [rec(A1, 3)]}
+        return then
 
+    return fetch
+
+
+def test_a_revocation_commits_the_forwarded_and_drops_what_was_taken_for_the_revoked() -> None:
+    consumer = _Consumer([])
     consumer.fetches = [
         {A0: [rec(A0, 0)]},  # forwarded before the rebalance
         {A0: [rec(A0, 1)]},  # taken, then A0 revoked while taking more
-        revoked_while_taking,
+        _revoking_a0(consumer, then={A1: [rec(A1, 3)]}),
     ]
     ingest = _ingest(consumer, within=0.0, commit_every=3600.0)
     _run(ingest, consumer, lambda: len(consumer.log) > 5)
@@ -177,13 +182,7 @@ def test_a_revocation_commits_the_forwarded_and_drops_what_was_taken_for_the_rev
 
 def test_a_list_taken_across_a_revocation_loses_the_revoked_partitions_records() -> None:
     consumer = _Consumer([])
-
-    async def revoked_while_taking() -> Fetch:
-        consumer.assigned = {A1}
-        await consumer.listener.on_partitions_revoked([A0])
-        return {A1: [rec(A1, 0)]}
-
-    consumer.fetches = [{A0: [rec(A0, 7)]}, revoked_while_taking]
+    consumer.fetches = [{A0: [rec(A0, 7)]}, _revoking_a0(consumer, then={A1: [rec(A1, 0)]})]
     _run(_ingest(consumer, within=0.5), consumer, lambda: len(consumer.log) > 1)
     assert consumer.log[1] == ("forward", [(1, 0)])  # A0's record is its next owner's
 
