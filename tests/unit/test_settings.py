@@ -15,6 +15,7 @@ def test_the_save_interval_is_the_modes_default_unless_set() -> None:
 
 
 @pytest.mark.parametrize("raw", ["0", "-1", "nan", "soon"])
-def test_a_save_interval_that_cannot_work_is_refused_by_name(raw: str) -> None:
-    with pytest.raises(ConfigurationError, match="SAFEGUARDING_SAVE_INTERVAL_S"):
-        Settings.from_env({"SAFEGUARDING_SAVE_INTERVAL_S": raw})
+@pytest.mark.parametrize("name", ["SAFEGUARDING_SAVE_INTERVAL_S", "SAFEGUARDING_TICK_INTERVAL_S"])
+def test_an_interval_that_cannot_work_is_refused_by_name(name: str, raw: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({name: raw})
