@@ -57,11 +57,11 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _child_backtest(world: str, out: str) -> Measure:
+def _child_backtest(world: str, out: str, core: str) -> Measure:
     from streams.backtest import backtest_inline
 
     cpu = time.process_time()
-    summary = backtest_inline([world], out)
+    summary = backtest_inline([world], out, core=core)
     return {
         "events": summary.events,
         "seconds": summary.seconds,
@@ -129,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--years", default="1,2,4", help="history lengths, in years")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="generate into (and keep) this directory")
+    parser.add_argument(
+        "--reference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the Python reference core on the longest world (default: yes)",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -155,11 +161,15 @@ def main(argv: list[str] | None = None) -> int:
             directory = args.keep
             directory.mkdir(parents=True, exist_ok=True)
         print(f"{children:,} children; worlds in {directory}", flush=True)
-        return _measure(children, years, args.seed, directory)
+        return _measure(children, years, args.seed, directory, args.reference)
 
 
-def _measure(children: int, years: list[int], seed: int, directory: Path) -> int:
+def _measure(children: int, years: list[int], seed: int, directory: Path, reference: bool) -> int:
+    from streams.domain.native import inline_engine
     from streams.generate import run_generate
+
+    core = inline_engine()
+    print(f"detection core: {core}", flush=True)
 
     worlds: list[tuple[int, Path]] = []
     for y in years:
@@ -176,10 +186,17 @@ def _measure(children: int, years: list[int], seed: int, directory: Path) -> int
 
     rows: list[str] = []
     for y, path in worlds:
-        result = _run_child("backtest", str(path), str(directory / f"alerts-{y}y.jsonl"))
-        rows.append(_row(f"backtest, {y} year{'s' if y > 1 else ''}", result))
+        out = str(directory / f"alerts-{y}y.jsonl")
+        result = _run_child("backtest", str(path), out, core)
+        rows.append(_row(f"backtest, {core}, {y} year{'s' if y > 1 else ''}", result))
         print(rows[-1], flush=True)
     longest = str(worlds[-1][1])
+    if reference and core != "python":
+        y = years[-1]
+        out = str(directory / f"alerts-{y}y-python.jsonl")
+        result = _run_child("backtest", longest, out, "python")
+        rows.append(_row(f"backtest, python, {y} year{'s' if y > 1 else ''}", result))
+        print(rows[-1], flush=True)
     rows.append(_row("ceiling: read + decode", _run_child("decode", longest)))
     print(rows[-1], flush=True)
     rows.append(_row("ceiling: read lines", _run_child("lines", longest)))

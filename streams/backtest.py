@@ -21,6 +21,7 @@ import orjson
 from streams import codec
 from streams.domain.alerts import Alert, Mode
 from streams.domain.detector import Detector, DetectorStats, wall_clock_ms
+from streams.domain.native import NativeDetector, inline_engine
 from streams.domain.params import Params
 from streams.domain.time import Millis
 from streams.files import replaced_on_success
@@ -46,6 +47,8 @@ class BacktestSummary:
     """Files damaged part-way (``file: reason``): their history ends early, so deadlines after
     the damage may fire as if nothing more had happened."""
     seconds: float = 0.0
+    core: str = "python"
+    """The detection core that ran: ``native`` (compiled) or ``python`` (the reference)."""
 
     @property
     def events_per_second(self) -> float:
@@ -66,12 +69,16 @@ def backtest_inline(
     on_progress: OnProgress | None = None,
     on_restart: Callable[[str], None] | None = None,
     now: Callable[[], Millis] | None = None,
+    core: str | None = None,
 ) -> BacktestSummary:
     """Detect over ``paths`` and write final alerts to ``out_path`` (JSON Lines).
 
     Invalid records go to ``dead_letters`` (JSON Lines with file, line, reason, raw) and are
-    counted; they never stop the run.
+    counted; they never stop the run. ``core`` is ``"native"`` or ``"python"``, by default the
+    compiled core when it is installed (:func:`~streams.domain.native.inline_engine`); both
+    write the same lines.
     """
+    core = core or inline_engine()
     # No full passes of the cycle collector during the run (its young generations still run,
     # so short-lived cycles are freed): each full pass walks every fact and alert of the
     # retention window, and none of those long-lived objects is in a cycle (a full collection
@@ -84,11 +91,11 @@ def backtest_inline(
     thresholds = gc.get_threshold()
     gc.set_threshold(max(thresholds[0], 50_000), max(thresholds[1], 100), 1 << 30)
     try:
-        return _run(paths, out_path, until, dead_letters, params, on_progress, True, now)
+        return _run(paths, out_path, until, dead_letters, params, on_progress, True, now, core)
     except NotInEventTimeOrder as exc:
         if on_restart is not None:
             on_restart(str(exc))
-        return _run(paths, out_path, until, dead_letters, params, on_progress, False, now)
+        return _run(paths, out_path, until, dead_letters, params, on_progress, False, now, core)
     finally:
         gc.set_threshold(*thresholds)
 
@@ -102,10 +109,17 @@ def _run(
     on_progress: OnProgress | None,
     assume_sorted: bool,
     now: Callable[[], Millis] | None,
+    core: str,
 ) -> BacktestSummary:
     started = time.perf_counter()
-    summary = BacktestSummary(files=len(paths), sorted_in_memory=not assume_sorted)
-    detector = Detector(params, mode=Mode.REPLAY, until=until, now=now or wall_clock_ms)
+    summary = BacktestSummary(files=len(paths), sorted_in_memory=not assume_sorted, core=core)
+    detector: Detector | NativeDetector
+    if core == "native":
+        detector = NativeDetector(params, mode=Mode.REPLAY, until=until, now=now or wall_clock_ms)
+    elif core == "python":
+        detector = Detector(params, mode=Mode.REPLAY, until=until, now=now or wall_clock_ms)
+    else:
+        raise ValueError(f"core: expected native or python, received {core!r}")
     stack = ExitStack()
     dl_file = stack.enter_context(replaced_on_success(dead_letters)) if dead_letters else None
 
@@ -127,19 +141,37 @@ def _run(
             counts[(alert.rule_id, alert.status)] += 1
             write(line(alert))
 
+    def counted(native: NativeDetector) -> None:
+        # The compiled core writes the lines itself (the same bytes) and counts them.
+        summary.alerts.update(dict(native.take_counts()))
+
     with stack, replaced_on_success(out_path) as out:
-        feed = detector.feed
         n = 0
-        for event in ordered_events(paths, invalid, on_progress, assume_sorted=assume_sorted):
-            feed(event)
-            n += 1
-            if n % _DRAIN_EVERY == 0:
-                emit(detector.drain_final())
-        detector.finish(until)
-        emit(detector.drain_final())
-        emit(detector.alerts())
+        events = ordered_events(paths, invalid, on_progress, assume_sorted=assume_sorted)
+        if isinstance(detector, NativeDetector):
+            feed_quiet = detector.feed_quiet
+            for event in events:
+                feed_quiet(event)
+                n += 1
+                if n % _DRAIN_EVERY == 0:
+                    detector.write_final(out.write)
+            detector.finish(until)
+            detector.write_final(out.write)
+            detector.write_alerts(out.write)
+            counted(detector)
+            summary.until = detector.until
+        else:
+            feed = detector.feed
+            for event in events:
+                feed(event)
+                n += 1
+                if n % _DRAIN_EVERY == 0:
+                    emit(detector.drain_final())
+            detector.finish(until)
+            emit(detector.drain_final())
+            emit(detector.alerts())
+            summary.until = detector.ctx.until
         summary.events = n
     summary.stats = detector.stats
-    summary.until = detector.ctx.until
     summary.seconds = time.perf_counter() - started
     return summary

@@ -181,6 +181,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
             )
         else:
             from streams.backtest import backtest_inline
+            from streams.domain.native import inline_engine
 
             summary = backtest_inline(
                 args.files,
@@ -189,6 +190,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
                 dead_letters=args.dead_letters,
                 on_progress=advance,
                 on_restart=None if args.quiet else lambda msg: print(msg, file=sys.stderr),
+                core=inline_engine(Settings.from_env().core),
             )
     if not args.quiet:
         print_backtest_summary(summary, args.out, args.dead_letters)

@@ -77,6 +77,9 @@ def print_backtest_summary(s: BacktestSummary, out_path: Path, dl_path: Path | N
         table.add_row("input order", "not in event-time order: sorted in memory")
     table.add_row("clock advanced to", local(s.until) if s.until is not None else "-")
     table.add_row("time", f"{s.seconds:.2f} s ({s.events_per_second:,.0f} events/s)")
+    if s.core:
+        core = "compiled (native/)" if s.core == "native" else "Python reference"
+        table.add_row("detection core", core)
     err.print(table)
     print_damaged(s.unread)
     by_rule = Table(title=f"alerts -> {out_path}")

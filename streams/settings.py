@@ -96,6 +96,9 @@ class Settings:
     data_dir: str = _env("SAFEGUARDING_DATA_DIR", "")
     """Where the worker keeps local table state; a temporary directory when empty."""
     log_level: str = _env("SAFEGUARDING_LOG_LEVEL", "info")
+    core: str = _env("SAFEGUARDING_CORE", "auto")
+    """The inline backtest's detection core: ``native`` (compiled, native/), ``python`` (the
+    reference), or ``auto`` (native when installed)."""
     until_ms: int | None = _env("SAFEGUARDING_UNTIL_MS", "")  # type: ignore[assignment]
     """A replay worker's ``--until`` (event time, ms), when it is known before the replay starts
     (``backtest --engine kafka``): no alert is raised after it, as in the inline engine. Without
@@ -143,4 +146,6 @@ def _convert(attr: str, env_name: str, raw: Any, _: type) -> Any:
         return raw or None
     if attr == "mode" and raw not in ("live", "replay"):
         raise ConfigurationError(f"{env_name}: expected live or replay, received {raw!r}")
+    if attr == "core" and raw not in ("auto", "native", "python"):
+        raise ConfigurationError(f"{env_name}: expected auto, native or python, received {raw!r}")
     return raw

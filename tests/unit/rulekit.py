@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from streams.domain.alerts import Alert
 from streams.domain.detector import Detector
@@ -19,8 +20,23 @@ from streams.domain.events import (
     Referral,
     RiskLevel,
 )
+from streams.domain.native import NativeDetector
 from streams.domain.params import Params
 from streams.domain.time import DAY, HOUR, MINUTE, Millis, parse_rfc3339
+
+ENGINES = ("python", "native")
+"""The detection cores: the Python reference and the compiled one (streams.domain.native)."""
+engine = ["python"]
+"""The core :func:`detector` and :func:`run` use; the ``engine`` fixture (tests/unit/conftest.py)
+sets it for the modules that run their tests through both."""
+
+
+def detector(params: Params | None = None, **kwargs: Any) -> Detector | NativeDetector:
+    """A detector on the core in use (:data:`engine`)."""
+    if engine[0] == "native":
+        return NativeDetector(params, **kwargs)
+    return Detector(params, **kwargs)
+
 
 T0 = parse_rfc3339("2024-03-06T10:00:00Z")
 """A Wednesday, in GMT."""
@@ -102,7 +118,7 @@ def run(
 ) -> list[Alert]:
     """Feed events (in event-time order unless ``sort=False``) and finish at ``until``."""
     evs: Sequence[Event] = sorted(events, key=lambda e: e.occurred_at) if sort else list(events)
-    d = Detector(params, now=lambda: 0)
+    d = detector(params, now=lambda: 0)
     d.feed_all(evs)
     d.finish(until)
     return d.alerts()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.domain.alerts import Alert, AlertStatus
-from streams.domain.detector import Detector
 from streams.domain.events import (
     Agency,
     DashRisk,
@@ -21,7 +21,9 @@ from streams.domain.events import (
 )
 from streams.domain.params import Params
 from streams.domain.time import DAY, HOUR, MINUTE
-from tests.unit.rulekit import T0
+from tests.unit.rulekit import T0, detector
+
+pytestmark = pytest.mark.usefixtures("engine")
 
 CHILDREN = ["C1", "C2", "C3"]
 LATENESS = Params().lateness
@@ -123,7 +125,7 @@ def final(alerts: list[Alert]) -> dict[str, tuple[object, ...]]:
 
 
 def detect(events: list[Event]) -> dict[str, tuple[object, ...]]:
-    d = Detector(now=lambda: 0)
+    d = detector(now=lambda: 0)
     d.feed_all(events)
     d.finish(T0 + 100 * DAY)
     return final(d.alerts())
@@ -163,7 +165,7 @@ def test_feeding_in_two_calls_split_anywhere_equals_one_call(
     events: list[Event], data: st.DataObject
 ) -> None:
     k = data.draw(st.integers(0, len(events)))
-    d = Detector(now=lambda: 0)
+    d = detector(now=lambda: 0)
     d.feed_all(events[:k])
     d.feed_all(events[k:])
     d.finish(T0 + 100 * DAY)
@@ -174,7 +176,7 @@ def test_feeding_in_two_calls_split_anywhere_equals_one_call(
 @given(worlds())
 def test_alert_versions_end_in_the_final_state(events: list[Event]) -> None:
     """The stream of versions a consumer sees folds to the same final state."""
-    d = Detector(now=lambda: 0)
+    d = detector(now=lambda: 0)
     versions = d.feed_all(events) + d.finish(T0 + 100 * DAY)
     folded: dict[str, Alert] = {}
     for v in versions:

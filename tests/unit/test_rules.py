@@ -12,6 +12,7 @@ from streams.domain.params import Params
 from streams.domain.time import DAY, HOUR, MINUTE, Millis, parse_rfc3339
 from tests.unit.rulekit import (
     da,
+    detector,
     interview,
     only,
     referral,
@@ -21,6 +22,9 @@ from tests.unit.rulekit import (
     run,
     t,
 )
+
+pytestmark = pytest.mark.usefixtures("engine")
+"""Every rule edge on both detection cores: the Python reference and the compiled one."""
 
 H, M, D = HOUR, MINUTE, DAY
 RAISED, RESOLVED = AlertStatus.RAISED, AlertStatus.RESOLVED
@@ -627,7 +631,7 @@ def test_rule_edge(events: list[Event], until: Millis | None, rule: str, expecte
 
 def test_duplicate_event_is_ignored() -> None:
     incident = da("I1", t(), ("C1", True, 9))
-    d = Detector(now=lambda: 0)
+    d = detector(now=lambda: 0)
     d.feed(incident)
     d.feed(incident)
     d.finish(t(days=2))
@@ -636,7 +640,7 @@ def test_duplicate_event_is_ignored() -> None:
 
 
 def test_sg04_fires_at_the_report_without_waiting() -> None:
-    d = Detector(now=lambda: 0)
+    d = detector(now=lambda: 0)
     d.feed(reported("E0", "C1", t(days=-5), LOW, lac=True))
     out = d.feed(reported("E1", "C1", t(), ABSENT, lac=True))
     assert [(x.rule_id, x.raised_at, x.status) for x in out if x.rule_id == "SG04"] == [
@@ -646,14 +650,14 @@ def test_sg04_fires_at_the_report_without_waiting() -> None:
 
 
 def test_sg04_completed_by_an_earlier_event_arriving_later_keeps_raised_at() -> None:
-    d = Detector(now=lambda: 0)
+    d = detector(now=lambda: 0)
     assert d.feed(reported("E1", "C1", t(), ABSENT, lac=True)) == []
     out = d.feed(da("I1", t(minutes=-1), ("C1", False, 12)))  # within the 2 min lateness
     assert [(x.rule_id, x.raised_at) for x in out] == [("SG04", t())]
 
 
 def test_deadline_fires_when_the_watermark_passes_it() -> None:
-    d = Detector(now=lambda: 0)
+    d = detector(now=lambda: 0)
     d.feed(da("I1", t(), ("C1", True, 2)))
     # watermark = 24h + 2min - 2min = due: not yet passed
     assert d.feed(referral("C9", t(hours=24, minutes=2))) == []
@@ -662,7 +666,7 @@ def test_deadline_fires_when_the_watermark_passes_it() -> None:
 
 
 def test_late_referral_showing_action_in_time_withdraws_the_alert() -> None:
-    d = Detector(now=lambda: 0)
+    d = detector(now=lambda: 0)
     d.feed(da("I1", t(), ("C1", True, 2)))
     raised = d.feed(referral("C9", t(hours=30)))
     assert [(x.rule_id, x.status) for x in raised] == [("SG01", RAISED)]
@@ -675,7 +679,7 @@ def test_late_referral_showing_action_in_time_withdraws_the_alert() -> None:
 
 
 def test_late_incident_is_still_applied_and_fires_at_once() -> None:
-    d = Detector(now=lambda: 0)
+    d = detector(now=lambda: 0)
     d.feed(referral("C9", t(days=3)))
     out = d.feed(da("I1", t(), ("C1", True, 9)))  # three days late
     assert {x.rule_id for x in out} == {"SG01", "SG02"}
@@ -683,7 +687,7 @@ def test_late_incident_is_still_applied_and_fires_at_once() -> None:
 
 
 def test_late_action_after_the_deadline_resolves() -> None:
-    d = Detector(now=lambda: 0)
+    d = detector(now=lambda: 0)
     d.feed(da("I1", t(), ("C1", True, 2)))
     d.feed(referral("C9", t(hours=40)))
     out = d.feed(referral("C1", t(hours=30)))  # late, but after the deadline
@@ -692,7 +696,7 @@ def test_late_action_after_the_deadline_resolves() -> None:
 
 def test_each_rule_child_trigger_raises_at_most_one_alert() -> None:
     events = [da("I1", t(), ("C1", True, 9))]
-    d = Detector(now=lambda: 0)
+    d = detector(now=lambda: 0)
     d.feed_all(events)
     first = d.finish(t(days=2))
     again = d.finish(t(days=3))
@@ -708,7 +712,7 @@ def test_alert_ids_are_deterministic_across_runs() -> None:
 
 
 def test_events_older_than_the_retention_are_dropped_and_counted() -> None:
-    d = Detector(Params(retention=10 * DAY), now=lambda: 0)
+    d = detector(Params(retention=10 * DAY), now=lambda: 0)
     d.feed(referral("C9", t(days=30)))
     d.feed(da("I1", t(), ("C1", True, 9)))
     assert d.stats.too_late == 1
@@ -716,7 +720,7 @@ def test_events_older_than_the_retention_are_dropped_and_counted() -> None:
 
 
 def test_state_is_pruned_as_the_clock_advances() -> None:
-    d = Detector(Params(retention=20 * DAY), now=lambda: 0)
+    d = Detector(Params(retention=20 * DAY), now=lambda: 0)  # the reference's states mapping
     d.feed(da("I1", t(), ("C1", True, 9)))
     d.feed(referral("C2", t(days=10)))
     assert set(d.states) == {"C1", "C2"}
