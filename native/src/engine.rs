@@ -9,7 +9,9 @@
 //! dicts are; the order decides the order alerts come out in).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use crate::fxhash::FxHashMap as HashMap;
 use std::rc::Rc;
 
 use crate::text::Texts;
@@ -373,13 +375,13 @@ impl Case {
     fn new(child_id: Id, seq: u64) -> Self {
         Case {
             child_id,
-            seen: HashMap::new(),
+            seen: HashMap::default(),
             incidents: VecMap::new(),
             episodes: VecMap::new(),
             referrals: Vec::new(),
             pending: BinaryHeap::new(),
             alerts: VecMap::new(),
-            sg05: HashMap::new(),
+            sg05: HashMap::default(),
             latest: NEVER,
             pruned_to: NEVER,
             oldest: FOREVER,
@@ -1315,10 +1317,10 @@ impl Detector {
             clock: NEVER,
             max_seen: NEVER,
             stats: Stats::default(),
-            states: HashMap::new(),
+            states: HashMap::default(),
             seq: 0,
             wakeups: BinaryHeap::new(),
-            waking: HashMap::new(),
+            waking: HashMap::default(),
             fin: Vec::new(),
         }
     }

@@ -7,6 +7,7 @@
 //! events with `feed_quiet` and has the final alerts written as JSON lines from here.
 
 mod engine;
+mod fxhash;
 mod text;
 
 use std::collections::BTreeMap;

@@ -6,7 +6,7 @@
 //! per day or hour, and the answers cached here, bounded as there: the two engines cannot
 //! disagree on a date.
 
-use std::collections::HashMap;
+use crate::fxhash::FxHashMap as HashMap;
 use std::fmt::Write;
 use std::rc::Rc;
 
@@ -63,11 +63,11 @@ impl Texts {
     pub fn new(calendar: Calendar) -> Self {
         Texts {
             calendar,
-            encompass: HashMap::new(),
-            day_offsets: HashMap::new(),
-            hour_offsets: HashMap::new(),
-            local_dates: HashMap::new(),
-            utc_dates: HashMap::new(),
+            encompass: HashMap::default(),
+            day_offsets: HashMap::default(),
+            hour_offsets: HashMap::default(),
+            local_dates: HashMap::default(),
+            utc_dates: HashMap::default(),
         }
     }
 
@@ -344,6 +344,11 @@ fn ordinal(n: i64) -> String {
 /// \r` or `\u00xx`, everything else (DEL and non-ASCII included) as it is.
 fn json_str(s: &str, out: &mut String) {
     out.push('"');
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s); // nearly every text: nothing to escape
+        out.push('"');
+        return;
+    }
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
         let escape: Option<&str> = match b {
