@@ -21,6 +21,7 @@ import orjson
 from streams import codec
 from streams.domain.alerts import Alert, Mode
 from streams.domain.detector import Detector, DetectorStats, wall_clock_ms
+from streams.domain.events import Event
 from streams.domain.native import NativeDetector, inline_engine
 from streams.domain.params import Params
 from streams.domain.time import Millis
@@ -29,6 +30,8 @@ from streams.history import InvalidRecord, NotInEventTimeOrder, OnProgress, orde
 
 _DRAIN_EVERY = 50_000
 """Events between two writes of the alerts that became final."""
+_BATCH = 250
+"""Events handed to the compiled core in one call (a divisor of :data:`_DRAIN_EVERY`)."""
 
 
 @dataclass(slots=True)
@@ -149,12 +152,18 @@ def _run(
         n = 0
         events = ordered_events(paths, invalid, on_progress, assume_sorted=assume_sorted)
         if isinstance(detector, NativeDetector):
-            feed_quiet = detector.feed_quiet
+            feed_many = detector.feed_quiet_many
+            batch: list[Event] = []
             for event in events:
-                feed_quiet(event)
-                n += 1
-                if n % _DRAIN_EVERY == 0:
-                    detector.write_final(out.write)
+                batch.append(event)
+                if len(batch) == _BATCH:
+                    feed_many(batch)
+                    batch.clear()
+                    n += _BATCH
+                    if n % _DRAIN_EVERY == 0:
+                        detector.write_final(out.write)
+            feed_many(batch)
+            n += len(batch)
             detector.finish(until)
             detector.write_final(out.write)
             detector.write_alerts(out.write)

@@ -319,6 +319,15 @@ impl Engine {
         Ok(self.apply(py, event)?.len())
     }
 
+    /// `feed_quiet` for each event of a list, in order; the number of alert versions.
+    fn feed_quiet_many(&mut self, py: Python<'_>, events: &Bound<'_, PyList>) -> PyResult<usize> {
+        let mut n = 0;
+        for event in events.iter() {
+            n += self.apply(py, &event)?.len();
+        }
+        Ok(n)
+    }
+
     /// Advance the clock to `until` (default: the greatest event time seen, or the engine's
     /// `until`) and fire every deadline up to it.
     #[pyo3(signature = (until=None))]
