@@ -33,6 +33,7 @@ from streams.generate import (
     truth_path_for,
     write_world,
 )
+from tests.unit import rulekit
 
 START_2015 = parse_rfc3339("2015-01-01T00:00:00Z")
 
@@ -366,12 +367,12 @@ def test_planted_due_times_follow_spec(world: GeneratedWorld) -> None:
     [(300, 365, 11, None), (1500, 730, 1, None), (1500, 1000, 7, START_2015)],
     ids=["modest", "two-years", "across-2017"],
 )
+@pytest.mark.usefixtures("engine")  # on both detection cores
 def test_planted_opportunities_are_detected(
     children: int, days: int, seed: int, start: int | None
 ) -> None:
-    detector = pytest.importorskip("streams.domain.detector")
     w = generate(children, days, seed, start)
-    d = detector.Detector(now=lambda: 0)
+    d = rulekit.detector(now=lambda: 0)
     d.feed_all(w.events)
     d.finish()
     found = {(a.rule_id, a.child_id, a.trigger_id): (a.severity, a.status) for a in d.alerts()}
