@@ -168,7 +168,6 @@ def _run(
             detector.write_final(out.write)
             detector.write_alerts(out.write)
             counted(detector)
-            summary.until = detector.until
         else:
             feed = detector.feed
             for event in events:
@@ -179,7 +178,7 @@ def _run(
             detector.finish(until)
             emit(detector.drain_final())
             emit(detector.alerts())
-            summary.until = detector.ctx.until
+        summary.until = detector.until
         summary.events = n
     summary.stats = detector.stats
     summary.seconds = time.perf_counter() - started

@@ -233,6 +233,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print("safeguarding report: --to must be after --from", file=sys.stderr)
         return EXIT_USAGE
     from streams.cli_output import err, print_damaged, progress_bar
+    from streams.domain.native import inline_engine
     from streams.history import InvalidRecord, total_size
 
     invalid: list[int] = [0]
@@ -251,6 +252,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             on_invalid=count,
             on_progress=advance,
             on_restart=lambda msg: print(msg, file=sys.stderr),
+            core=inline_engine(Settings.from_env().core),
         )
     if invalid[0]:
         err.print(

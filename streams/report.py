@@ -43,6 +43,7 @@ from streams.codec import MAX_EVENT_MILLIS, MIN_MILLIS
 from streams.domain.alerts import Mode
 from streams.domain.detector import Detector, wall_clock_ms
 from streams.domain.events import Event
+from streams.domain.native import NativeDetector, inline_engine
 from streams.domain.params import Params
 from streams.domain.quality import Grade, Measure, QualityAccumulator, QualityReport
 from streams.domain.summaries import local
@@ -101,15 +102,25 @@ def report_events(
     params: Params | None = None,
     until: Millis | None = None,
     now: Callable[[], Millis] | None = None,
+    core: str | None = None,
 ) -> QualityReport:
     """The report of ``[start, end)`` over ``events`` in event-time order.
 
     The detector's clock is advanced to ``until`` at the end (default: the greatest event
-    time), as in the backtest; deadlines after it are pending.
+    time), as in the backtest; deadlines after it are pending. ``core`` is the detection core,
+    ``"native"`` or ``"python"`` (default: the compiled one when installed, as the backtest).
     """
     acc = QualityAccumulator(start, end, params)
-    detector = Detector(params, mode=Mode.REPLAY, until=until, now=now or wall_clock_ms)
-    feed, add_event, add_alert = detector.feed, acc.add_event, acc.add_alert
+    clock = now or wall_clock_ms
+    detector: Detector | NativeDetector
+    feed: Callable[[Event], object]
+    if (core or inline_engine()) == "native":
+        detector = NativeDetector(params, mode=Mode.REPLAY, until=until, now=clock)
+        feed = detector.feed_quiet
+    else:
+        detector = Detector(params, mode=Mode.REPLAY, until=until, now=clock)
+        feed = detector.feed
+    add_event, add_alert = acc.add_event, acc.add_alert
     for n, event in enumerate(events, 1):
         feed(event)
         add_event(event)
@@ -121,7 +132,7 @@ def report_events(
         add_alert(alert)
     for alert in detector.alerts():
         add_alert(alert)
-    return acc.result(detector.ctx.until)
+    return acc.result(detector.until)
 
 
 def run_report(
@@ -134,6 +145,7 @@ def run_report(
     on_invalid: OnInvalid | None = None,
     on_progress: OnProgress | None = None,
     on_restart: Callable[[str], None] | None = None,
+    core: str | None = None,
 ) -> QualityReport:
     """Read ``paths`` once (twice when they are not in event-time order) and report
     ``[start, end)``.
@@ -161,7 +173,7 @@ def run_report(
         if on_invalid is not None and record.line > delivered.get(record.source, 0):
             on_invalid(record)
 
-    kwargs: dict[str, Any] = {"params": params, "until": until}
+    kwargs: dict[str, Any] = {"params": params, "until": until, "core": core}
     try:
         events = _ordered_events(paths, first_pass, on_progress, assume_sorted=True)
         return report_events(events, start, end, **kwargs)

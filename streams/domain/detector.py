@@ -220,6 +220,11 @@ class Detector:
 
     # -- output ----------------------------------------------------------------------------
 
+    @property
+    def until(self) -> Millis | None:
+        """No alert is raised after this: the ``until`` given, or the end :meth:`finish` chose."""
+        return self.ctx.until
+
     def drain_final(self) -> list[Alert]:
         """Alerts that can no longer change (their facts aged out of the retention)."""
         final, self._final = self._final, []

@@ -40,6 +40,7 @@ from streams.domain.params import Params
 from streams.domain.time import DAY, HOUR, MINUTE, Millis, parse_rfc3339
 from streams.errors import ConfigurationError
 from streams.generate import run_generate
+from streams.report import report_to_dict, run_report
 from streams.settings import Settings
 from tests.unit.conftest import require_native_core
 
@@ -339,6 +340,21 @@ def test_a_backtest_with_until_writes_the_same_lines_on_both_cores(tmp_path: Pat
     raised = [orjson.loads(line)["raised_at"] for line in got.splitlines()]
     assert raised
     assert max(parse_rfc3339(r) for r in raised) <= until
+
+
+def test_a_report_is_the_same_on_both_cores(tmp_path: Path) -> None:
+    """`safeguarding report` detects on the compiled core when installed: the same measures
+    and grades, child for child."""
+    world = _world(tmp_path, 800, 500, seed=4)
+    first = orjson.loads(world.read_bytes().split(b"\n", 1)[0])
+    start = parse_rfc3339(first["occurred_at"]) + 100 * DAY
+    end = start + 300 * DAY
+    reports = {
+        core: report_to_dict(run_report([world], start, end, core=core))
+        for core in ("python", "native")
+    }
+    assert reports["native"] == reports["python"]
+    assert any(m["numerator"] for m in reports["python"]["measures"])
 
 
 def test_the_inline_engine_is_chosen_by_safeguarding_core() -> None:
