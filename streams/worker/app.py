@@ -356,6 +356,11 @@ class PartitionDetector:
     """The offset of the next per-child record to apply: the ones before it are in the states."""
     writes: int = 0
     """Records written to the table (states and clock), for the log."""
+    finished_at: Millis | None = None
+    """The end this process last finished the replay at and announced on the control topic.
+    Ticks after the finish (each source's position, again) finish it again only for a later
+    end; a detector recovered after a crash finishes once more at the next tick, in case the
+    crash came before its announcement."""
 
     @property
     def states(self) -> TableStates:
@@ -706,14 +711,18 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
         if len(pd.sources) < expected_sources:
             return []
         if len(pd.finished) == expected_sources:
+            end = max(pd.finished.values())
+            if end == pd.finished_at:
+                return []  # finished and announced at this end already
             await publish(out)
             out.clear()
-            await publish(det.finish(max(pd.finished.values())))
+            await publish(det.finish(end))
             await save(p, pd)
             await app.producer.flush()
             await control.send(
                 value=orjson.dumps({"partition": p, "clock": det.clock, "done": True}),
             )
+            pd.finished_at = end
             log.info("partition_finished", partition=p, clock=det.clock, events=det.stats.events,
                      table_writes=pd.writes)  # fmt: skip
             return []

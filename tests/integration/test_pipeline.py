@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -303,3 +304,12 @@ def test_worker_killed_early_in_replay_loses_nothing(
         if (record := orjson.loads(line))["event"] in ("partition_started", "partition_rebuilt")
     ]  # fmt: skip
     assert sum(r["children"] for r in recovered) > 0, recovered
+    # A partition is finished once, not again at each later record with ticks (each time a
+    # save, a flush and another "done" on the control topic).
+    finishes = Counter(
+        orjson.loads(line)["partition"]
+        for line in (tmp_path / "worker2.log").read_bytes().splitlines()
+        if b'"partition_finished"' in line
+    )
+    assert finishes, "the second worker finished no partition"
+    assert max(finishes.values()) == 1, finishes
