@@ -20,9 +20,9 @@ import orjson
 
 from streams import codec
 from streams.domain.alerts import Alert, Mode
-from streams.domain.detector import Detector, DetectorStats, wall_clock_ms
+from streams.domain.detector import DetectorStats, wall_clock_ms
 from streams.domain.events import Event
-from streams.domain.native import NativeDetector, inline_engine
+from streams.domain.native import NativeDetector, detector_for, inline_engine
 from streams.domain.params import Params
 from streams.domain.time import Millis
 from streams.files import replaced_on_success
@@ -116,13 +116,7 @@ def _run(
 ) -> BacktestSummary:
     started = time.perf_counter()
     summary = BacktestSummary(files=len(paths), sorted_in_memory=not assume_sorted, core=core)
-    detector: Detector | NativeDetector
-    if core == "native":
-        detector = NativeDetector(params, mode=Mode.REPLAY, until=until, now=now or wall_clock_ms)
-    elif core == "python":
-        detector = Detector(params, mode=Mode.REPLAY, until=until, now=now or wall_clock_ms)
-    else:
-        raise ValueError(f"core: expected native or python, received {core!r}")
+    detector = detector_for(core, params, mode=Mode.REPLAY, until=until, now=now or wall_clock_ms)
     stack = ExitStack()
     dl_file = stack.enter_context(replaced_on_success(dead_letters)) if dead_letters else None
 
@@ -144,10 +138,6 @@ def _run(
             counts[(alert.rule_id, alert.status)] += 1
             write(line(alert))
 
-    def counted(native: NativeDetector) -> None:
-        # The compiled core writes the lines itself (the same bytes) and counts them.
-        summary.alerts.update(dict(native.take_counts()))
-
     with stack, replaced_on_success(out_path) as out:
         n = 0
         events = ordered_events(paths, invalid, on_progress, assume_sorted=assume_sorted)
@@ -167,7 +157,8 @@ def _run(
             detector.finish(until)
             detector.write_final(out.write)
             detector.write_alerts(out.write)
-            counted(detector)
+            # The compiled core writes the lines itself (the same bytes) and counts them.
+            summary.alerts.update(dict(detector.take_counts()))
         else:
             feed = detector.feed
             for event in events:

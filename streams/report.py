@@ -41,9 +41,9 @@ from rich.table import Table
 
 from streams.codec import MAX_EVENT_MILLIS, MIN_MILLIS
 from streams.domain.alerts import Mode
-from streams.domain.detector import Detector, wall_clock_ms
+from streams.domain.detector import wall_clock_ms
 from streams.domain.events import Event
-from streams.domain.native import NativeDetector, inline_engine
+from streams.domain.native import NativeDetector, detector_for, inline_engine
 from streams.domain.params import Params
 from streams.domain.quality import Grade, Measure, QualityAccumulator, QualityReport
 from streams.domain.summaries import local
@@ -111,15 +111,13 @@ def report_events(
     ``"native"`` or ``"python"`` (default: the compiled one when installed, as the backtest).
     """
     acc = QualityAccumulator(start, end, params)
-    clock = now or wall_clock_ms
-    detector: Detector | NativeDetector
-    feed: Callable[[Event], object]
-    if (core or inline_engine()) == "native":
-        detector = NativeDetector(params, mode=Mode.REPLAY, until=until, now=clock)
-        feed = detector.feed_quiet
-    else:
-        detector = Detector(params, mode=Mode.REPLAY, until=until, now=clock)
-        feed = detector.feed
+    detector = detector_for(
+        core or inline_engine(), params, mode=Mode.REPLAY, until=until, now=now or wall_clock_ms
+    )
+    # The compiled core's quiet feed builds no alert versions: only the final ones are read.
+    feed: Callable[[Event], object] = (
+        detector.feed_quiet if isinstance(detector, NativeDetector) else detector.feed
+    )
     add_event, add_alert = acc.add_event, acc.add_alert
     for n, event in enumerate(events, 1):
         feed(event)

@@ -26,7 +26,7 @@ from typing import Any
 from streams.domain import summaries
 from streams.domain import time as domain_time
 from streams.domain.alerts import Alert, AlertStatus, Mode, RuleId, Severity, new_alert
-from streams.domain.detector import DetectorStats, wall_clock_ms
+from streams.domain.detector import Detector, DetectorStats, wall_clock_ms
 from streams.domain.events import (
     Agency,
     DashRisk,
@@ -143,7 +143,6 @@ class NativeDetector:
         if module is None:
             raise NativeCoreMissing("the compiled core (streams_native) is not installed")
         self.params = p = params or Params()
-        self.mode = mode
         self._engine = module.Engine(
             (
                 p.lateness,
@@ -228,11 +227,23 @@ class NativeDetector:
         return clock
 
     @property
-    def max_seen(self) -> Millis:
-        seen: Millis = self._engine.max_seen
-        return seen
-
-    @property
     def until(self) -> Millis | None:
         until: Millis | None = self._engine.until
         return until
+
+
+def detector_for(
+    core: str,
+    params: Params | None = None,
+    *,
+    mode: Mode = Mode.REPLAY,
+    until: Millis | None = None,
+    now: Callable[[], Millis] = wall_clock_ms,
+) -> Detector | NativeDetector:
+    """A detector on ``core``: ``"native"`` (:class:`NativeDetector`) or ``"python"`` (the
+    reference :class:`~streams.domain.detector.Detector`)."""
+    if core == "native":
+        return NativeDetector(params, mode=mode, until=until, now=now)
+    if core == "python":
+        return Detector(params, mode=mode, until=until, now=now)
+    raise ValueError(f"core: expected native or python, received {core!r}")

@@ -20,7 +20,7 @@ from streams.domain.events import (
     Referral,
     RiskLevel,
 )
-from streams.domain.native import NativeDetector
+from streams.domain.native import NativeDetector, detector_for
 from streams.domain.params import Params
 from streams.domain.time import DAY, HOUR, MINUTE, Millis, parse_rfc3339
 
@@ -33,9 +33,7 @@ sets it for the modules that run their tests through both."""
 
 def detector(params: Params | None = None, **kwargs: Any) -> Detector | NativeDetector:
     """A detector on the core in use (:data:`engine`)."""
-    if engine[0] == "native":
-        return NativeDetector(params, **kwargs)
-    return Detector(params, **kwargs)
+    return detector_for(engine[0], params, **kwargs)
 
 
 T0 = parse_rfc3339("2024-03-06T10:00:00Z")
