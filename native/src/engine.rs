@@ -1159,8 +1159,8 @@ fn sg06(case: &Case, trigger: &Id, p: &Params) -> Option<Found> {
     let mut others = 0i64;
     for other in case.episodes.values() {
         if let Some(rep) = other.report() {
-            // `rep is not own`: another episode's report (own is this episode's).
-            if lo <= rep.at && rep.at <= ret && !(other.id == ep.id && ep.report.is_some()) {
+            // `rep is not own`: another episode's report (an episode's own is its only one).
+            if lo <= rep.at && rep.at <= ret && other.id != ep.id {
                 others += 1;
             }
         }
@@ -1338,7 +1338,8 @@ impl Detector {
         }
         self.ctx.now = now();
         let mut out = Vec::new();
-        let single;
+        // An incident's children, each once in the order listed; another event's one child.
+        let distinct: Vec<Id>;
         let children: &[Id] = match event {
             Event::Incident { children: kids, .. } => {
                 let mut ids: Vec<Id> = Vec::with_capacity(kids.len());
@@ -1347,12 +1348,11 @@ impl Detector {
                         ids.push(id.clone());
                     }
                 }
-                single = ids;
-                &single
+                distinct = ids;
+                &distinct
             }
             Event::Missing { child_id, .. } | Event::Referral { child_id, .. } => {
-                single = vec![child_id.clone()];
-                &single
+                std::slice::from_ref(child_id)
             }
         };
         let mut duplicate = false;

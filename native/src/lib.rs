@@ -377,11 +377,6 @@ impl Engine {
     }
 
     #[getter]
-    fn max_seen(&self) -> Ms {
-        self.detector.max_seen
-    }
-
-    #[getter]
     fn until(&self) -> Option<Ms> {
         self.detector.ctx.until
     }

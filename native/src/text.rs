@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use pyo3::prelude::*;
 
-use crate::engine::{Alert, AlertStatus, Facts, Ms, Risk, Rule, Severity, DAY, HOUR};
+use crate::engine::{Alert, AlertStatus, Facts, Ms, Risk, Rule, Severity, DAY, HOUR, SG01};
 
 const MINUTE: Ms = 60_000;
 const CACHE_DAYS: usize = 40_000;
@@ -161,7 +161,7 @@ impl Texts {
     /// `summaries.describe`'s summary of an alert of `rule` due at `due`.
     pub fn summary(&mut self, rule: Rule, due: Ms, facts: &Facts) -> String {
         match facts {
-            Facts::Incident(inc) if rule == 1 => {
+            Facts::Incident(inc) if rule == SG01 => {
                 let place = if inc.present {
                     "present at"
                 } else {
