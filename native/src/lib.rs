@@ -144,6 +144,14 @@ fn wall_clock_ms() -> Ms {
     now.as_millis() as Ms
 }
 
+/// Processing time: the Python clock given, or the wall clock.
+fn processing_time(py: Python<'_>, now: &Option<PyObject>) -> PyResult<Ms> {
+    match now {
+        None => Ok(wall_clock_ms()),
+        Some(f) => f.call0(py)?.extract(py),
+    }
+}
+
 /// The engine over every child of a backtest.
 #[pyclass(unsendable)]
 struct Engine {
@@ -158,10 +166,7 @@ struct Engine {
 
 impl Engine {
     fn now(&self, py: Python<'_>) -> PyResult<Ms> {
-        match &self.now {
-            None => Ok(wall_clock_ms()),
-            Some(f) => f.call0(py)?.extract(py),
-        }
+        processing_time(py, &self.now)
     }
 
     fn tuples(&self, py: Python<'_>, alerts: &[Alert]) -> PyResult<Py<PyList>> {
@@ -225,15 +230,11 @@ impl Engine {
         let event = self.kinds.event(py, event)?;
         let mut failed = None;
         let now = &self.now;
-        let mut clock = || match now {
-            None => wall_clock_ms(),
-            Some(f) => match f.call0(py).and_then(|v| v.extract(py)) {
-                Ok(t) => t,
-                Err(e) => {
-                    failed = Some(e);
-                    0
-                }
-            },
+        let mut clock = || {
+            processing_time(py, now).unwrap_or_else(|e| {
+                failed = Some(e);
+                0
+            })
         };
         let out = self.detector.feed(&event, &mut clock);
         match failed {
