@@ -359,8 +359,8 @@ class PartitionDetector:
     finished_at: Millis | None = None
     """The end this process last finished the replay at and announced on the control topic.
     Ticks after the finish (each source's position, again) finish it again only for a later
-    end; a detector recovered after a crash finishes once more at the next tick, in case the
-    crash came before its announcement."""
+    end; a detector recovered finished (after a crash or a rebalance) finishes once more at
+    the next tick, a wall tick included, in case the crash came before its announcement."""
 
     @property
     def states(self) -> TableStates:
@@ -702,14 +702,19 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
         (the finish publishes them first: they come before its own)."""
         det = pd.detector
         if tick.kind == WALL:
-            tick_out = det.tick(tick.at) if mode is Mode.LIVE else []
             log.debug("wall_tick", partition=p, clock=det.clock, children=len(det.states))
-            return tick_out
-        pd.sources[tick.source] = max(pd.sources.get(tick.source, tick.at), tick.at)
-        if tick.kind == FINISH:
-            pd.finished[tick.source] = tick.at
-        if len(pd.sources) < expected_sources:
-            return []
+            if mode is Mode.LIVE:
+                return det.tick(tick.at)
+            if pd.finished_at is not None or len(pd.finished) < expected_sources:
+                return []
+            # A replay finished before a crash (or a rebalance) and recovered so: announced
+            # again, in case the crash came before the announcement and no replay tick follows.
+        else:
+            pd.sources[tick.source] = max(pd.sources.get(tick.source, tick.at), tick.at)
+            if tick.kind == FINISH:
+                pd.finished[tick.source] = tick.at
+            if len(pd.sources) < expected_sources:
+                return []
         if len(pd.finished) == expected_sources:
             end = max(pd.finished.values())
             if end == pd.finished_at:
@@ -801,10 +806,14 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
 
     @leader_timer
     async def wall_clock_tick() -> None:
-        if mode is Mode.LIVE:
-            record = envelope.tick_record(WALL, wall_ms())
-            for p in range(n):
-                await by_child.send(value=record, partition=p)
+        # Live, the wall clock fires deadlines that no event will. In a replay the clock
+        # follows the replayer's ticks only, and a wall tick just wakes the detect agent: what
+        # it applied is saved and committed within the save interval even when nothing more
+        # comes (a replay that ends without a finish, or a pause in one), not at the next
+        # record, whenever that is.
+        record = envelope.tick_record(WALL, wall_ms())
+        for p in range(n):
+            await by_child.send(value=record, partition=p)
 
     async def on_revoked(_: Any, revoked: Any, **__: Any) -> None:
         guard.forget(revoked)

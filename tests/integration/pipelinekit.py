@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams import codec
 from streams.backtest import backtest_inline
-from streams.backtest_kafka import start_worker
+from streams.backtest_kafka import PipelineFailed, collect_alerts, start_worker
 from streams.broker import create_topics
 from streams.domain.alerts import Alert, DeadLetter
 from streams.settings import Settings
@@ -101,6 +101,29 @@ def wait_for_assignment(
     ``partitions_assigned`` line with some); fails if it has none within ``timeout``."""
     record = wait_for_log(log, proc, "partitions_assigned", timeout, lambda r: r["partitions"])
     return list(record["partitions"])
+
+
+def collect(
+    settings: Settings,
+    worker: subprocess.Popen[bytes],
+    logs: Sequence[Path],
+    timeout: float = 600,
+) -> dict[str, Alert]:
+    """:func:`collect_alerts` of every partition; when a partition never finishes, the failure
+    carries the end of each worker's log, so a run in CI says what the workers did."""
+    try:
+        return asyncio.run(
+            collect_alerts(settings, partitions=settings.partitions, worker=worker, timeout=timeout)
+        )
+    except PipelineFailed as exc:
+        tails = [f"--- {log.name} ---\n" + log_tail(log) for log in logs]
+        raise AssertionError("\n".join([str(exc), *tails])) from exc
+
+
+def log_tail(log: Path, lines: int = 60, width: int = 400) -> str:
+    """The last ``lines`` lines of a worker's log, each cut to ``width`` characters."""
+    text = log.read_bytes().decode(errors="replace").splitlines() if log.exists() else []
+    return "\n".join(line[:width] for line in text[-lines:])
 
 
 def kill9(proc: subprocess.Popen[bytes]) -> None:

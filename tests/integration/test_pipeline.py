@@ -16,7 +16,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from streams import codec
 from streams.backtest import backtest_inline
-from streams.backtest_kafka import backtest_kafka, collect_alerts
+from streams.backtest_kafka import backtest_kafka
 from streams.domain.events import (
     HouseholdChild,
     Incident,
@@ -115,7 +115,7 @@ def test_worker_killed_mid_replay_loses_nothing(
         kit.kill9(first)  # no clean shutdown: nothing flushed, nothing committed on purpose
     with kit.worker(settings, tmp_path / "worker2.log") as second:
         replaying.join(120)
-        alerts = asyncio.run(collect_alerts(settings, partitions=4, worker=second, timeout=600))
+        alerts = kit.collect(settings, second, [tmp_path / "worker2.log"])
     assert kit.comparable(alerts.values()) == expected
     # Every version on the topic of one (rule, child, trigger) carries the same id, and is
     # keyed by its child, on the partition Kafka's default partitioner gives that key.
@@ -149,7 +149,7 @@ def test_two_workers_share_partitions_and_one_may_die(
         finally:
             kit.kill9(b)
         replaying.join(120)
-        alerts = asyncio.run(collect_alerts(settings, partitions=4, worker=a, timeout=600))
+        alerts = kit.collect(settings, a, [tmp_path / "a.log", tmp_path / "b.log"])
     assert kit.comparable(alerts.values()) == expected
     # b detected (waited for above), and so did a, whose log is JSON lines throughout, the
     # libraries' warnings of the rebalance included.
@@ -295,7 +295,7 @@ def test_worker_killed_early_in_replay_loses_nothing(
     assert len(done) < settings.partitions, "the first worker finished before it was killed"
     with kit.worker(settings, tmp_path / "worker2.log") as second:
         replaying.join(120)
-        alerts = asyncio.run(collect_alerts(settings, partitions=4, worker=second, timeout=600))
+        alerts = kit.collect(settings, second, [tmp_path / "worker1.log", tmp_path / "worker2.log"])
     assert kit.comparable(alerts.values()) == expected
     # The second worker found the first one's saved cases: it started from them, or rebuilt a
     # partition whose states did not match its saved clock (killed between the two).
@@ -313,3 +313,39 @@ def test_worker_killed_early_in_replay_loses_nothing(
     )
     assert finishes, "the second worker finished no partition"
     assert max(finishes.values()) == 1, finishes
+
+
+def _done_markers(settings: kit.Settings) -> Counter[int]:
+    """How many times each per-child partition was announced finished on the control topic."""
+    markers = asyncio.run(kit.read_all(settings.bootstrap, settings.topics.control, 1, quiet=0.5))
+    return Counter(m["partition"] for m in map(orjson.loads, markers) if m.get("done"))
+
+
+def test_a_replay_finished_before_a_crash_is_announced_again(
+    kafka_broker: kit.Any, topic_prefix: str, world: Path, expected: dict, tmp_path: Path
+) -> None:
+    """A worker that recovers a finished replay announces it again on the control topic, with
+    no replay tick to prompt it (a wall tick does): its predecessor may have crashed between
+    saving the finish and announcing it, and then a ``backtest --engine kafka`` would wait
+    for the announcement for ever."""
+    settings = kit.settings_for(kafka_broker.bootstrap, topic_prefix, save_interval_s=CRASH_SAVE_S)
+    kit.create(settings)
+    first = kit.spawn_worker(settings, tmp_path / "worker1.log")
+    try:
+        asyncio.run(replay([world], settings, create=False))
+        kit.collect(settings, first, [tmp_path / "worker1.log"])
+    finally:
+        kit.kill9(first)
+    before = _done_markers(settings)
+    assert set(before) == set(range(settings.partitions)), before
+    with kit.worker(settings, tmp_path / "worker2.log") as second:
+        deadline = time.monotonic() + 120
+        while (again := _done_markers(settings) - before) != Counter(range(4)):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"announced again in 120 s: {dict(again)}")
+            assert second.poll() is None, f"the worker exited with {second.returncode}"
+            time.sleep(0.5)
+        time.sleep(3)  # a few wall ticks more: announced once each, not at every tick
+        assert _done_markers(settings) - before == Counter(range(4))
+        alerts = kit.collect(settings, second, [tmp_path / "worker2.log"])
+    assert kit.comparable(alerts.values()) == expected
