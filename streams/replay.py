@@ -66,8 +66,13 @@ async def replay(
     create: bool = True,
     ticks: bool = True,
     live_tail: bool = False,
+    finish: bool = True,
 ) -> ReplaySummary:
-    """Produce the events of ``paths`` and the replay ticks; return what was sent."""
+    """Produce the events of ``paths`` and the replay ticks; return what was sent.
+
+    The last tick finishes the replay: the workers flush every partition to its end. With
+    ``finish=False`` it is an ordinary tick instead, and more history follows in a later
+    replay, every event of it after this one's last."""
     from streams.broker import create_topics
 
     topics = settings.topics
@@ -135,7 +140,7 @@ async def replay(
         await flush_invalid()
         end = until if until is not None else last
         if end is not None:
-            await tick(FINISH_HEADER, end)
+            await tick(FINISH_HEADER if finish else TICK_HEADER, end)
         summary.until = end
         await producer.flush()
     finally:

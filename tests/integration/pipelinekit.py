@@ -103,6 +103,33 @@ def wait_for_assignment(
     return list(record["partitions"])
 
 
+def wait_for_shared_assignment(
+    workers: list[tuple[Path, subprocess.Popen[bytes]]], partitions: int, timeout: float = 120
+) -> list[set[int]]:
+    """The per-child partitions of each worker (its log and process) once they share them:
+    each worker's latest ``partitions_assigned`` names some, no two name the same, and
+    together they name all. (A worker's first assignment can be every partition, given
+    before the others joined.)"""
+    needle = b'"event": "partitions_assigned"'
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held: list[set[int]] = []
+        for log, proc in workers:
+            assert proc.poll() is None, f"the worker exited with {proc.returncode}"
+            lines = (
+                [x for x in log.read_bytes().splitlines() if needle in x] if log.exists() else []
+            )
+            held.append(
+                set(orjson.loads(lines[-1][lines[-1].index(b"{") :])["partitions"])
+                if lines
+                else set()
+            )
+        if all(held) and sum(map(len, held)) == partitions == len(set().union(*held)):
+            return held
+        time.sleep(0.2)
+    raise AssertionError(f"the workers did not share the {partitions} partitions in {timeout} s")
+
+
 def collect(
     settings: Settings,
     worker: subprocess.Popen[bytes],
