@@ -13,7 +13,8 @@ One tag byte, then the payload:
 - ``T``: a replay tick: ``source`` (input topic and partition) has delivered every event up to
   an event time, so a detector that heard it from every source may advance its clock there;
 - ``F``: a replay's end: as ``T``, and then the clock goes to ``--until``;
-- ``W``: a live wall-clock tick (processing time).
+- ``W``: a wall-clock tick (processing time): live, it moves the clock; in a replay it only
+  wakes the detect agent, to save what it applied and announce a recovered finish.
 
 Ticks carry 8-byte big-endian milliseconds and, for ``T``/``F``, the source name.
 """
