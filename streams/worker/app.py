@@ -695,6 +695,23 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
         log.debug("partition_saved", partition=p, writes=len(writes), next_offset=pd.next_offset,
                   children=len(pd.states), clock=det.clock)  # fmt: skip
 
+    async def finish_replay(p: int, pd: PartitionDetector, out: list[Alert]) -> None:
+        """Flush the partition to the replay's end, save it, and announce it on the control
+        topic; ``out`` holds the alerts of the same batch so far, published first."""
+        det = pd.detector
+        end = max(pd.finished.values())
+        await publish(out)
+        out.clear()
+        await publish(det.finish(end))
+        await save(p, pd)
+        await app.producer.flush()
+        await control.send(
+            value=orjson.dumps({"partition": p, "clock": det.clock, "done": True}),
+        )
+        pd.finished_at = end
+        log.info("partition_finished", partition=p, clock=det.clock, events=det.stats.events,
+                 table_writes=pd.writes)  # fmt: skip
+
     async def on_tick(
         p: int, pd: PartitionDetector, tick: envelope.Tick, out: list[Alert]
     ) -> list[Alert]:
@@ -705,31 +722,20 @@ def create_app(settings: Settings, *, params: Params | None = None) -> faust.App
             log.debug("wall_tick", partition=p, clock=det.clock, children=len(det.states))
             if mode is Mode.LIVE:
                 return det.tick(tick.at)
-            if pd.finished_at is not None or len(pd.finished) < expected_sources:
-                return []
-            # A replay finished before a crash (or a rebalance) and recovered so: announced
-            # again, in case the crash came before the announcement and no replay tick follows.
-        else:
-            pd.sources[tick.source] = max(pd.sources.get(tick.source, tick.at), tick.at)
-            if tick.kind == FINISH:
-                pd.finished[tick.source] = tick.at
-            if len(pd.sources) < expected_sources:
-                return []
+            if pd.finished_at is None and len(pd.finished) == expected_sources:
+                # A replay finished before a crash (or a rebalance) and recovered so: announced
+                # again, in case the crash came before the announcement and no replay tick
+                # follows.
+                await finish_replay(p, pd, out)
+            return []
+        pd.sources[tick.source] = max(pd.sources.get(tick.source, tick.at), tick.at)
+        if tick.kind == FINISH:
+            pd.finished[tick.source] = tick.at
+        if len(pd.sources) < expected_sources:
+            return []
         if len(pd.finished) == expected_sources:
-            end = max(pd.finished.values())
-            if end == pd.finished_at:
-                return []  # finished and announced at this end already
-            await publish(out)
-            out.clear()
-            await publish(det.finish(end))
-            await save(p, pd)
-            await app.producer.flush()
-            await control.send(
-                value=orjson.dumps({"partition": p, "clock": det.clock, "done": True}),
-            )
-            pd.finished_at = end
-            log.info("partition_finished", partition=p, clock=det.clock, events=det.stats.events,
-                     table_writes=pd.writes)  # fmt: skip
+            if max(pd.finished.values()) != pd.finished_at:  # else announced at this end
+                await finish_replay(p, pd, out)
             return []
         # Every source has sent everything at or before its tick: deadlines up to the least
         # of them can fire (a deadline fires when the clock passes it).
