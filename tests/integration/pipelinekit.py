@@ -72,6 +72,13 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def logged(log: Path, event: str) -> list[dict[str, Any]]:
+    """The records of ``event`` in the log of a worker (none while the log does not exist)."""
+    needle = f'"event": "{event}"'.encode()
+    lines = log.read_bytes().splitlines() if log.exists() else []
+    return [orjson.loads(line[line.index(b"{") :]) for line in lines if needle in line]
+
+
 def wait_for_log(
     log: Path,
     proc: subprocess.Popen[bytes],
@@ -81,15 +88,12 @@ def wait_for_log(
 ) -> dict[str, Any]:
     """The first ``event`` the worker writing ``log`` logged for which ``where`` holds;
     fails if the worker exits or logs none within ``timeout``."""
-    needle = f'"event": "{event}"'.encode()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"the worker exited with {proc.returncode}"
-        for line in log.read_bytes().splitlines() if log.exists() else []:
-            if needle in line:
-                record = orjson.loads(line[line.index(b"{") :])
-                if where(record):
-                    return dict(record)
+        for record in logged(log, event):
+            if where(record):
+                return record
         time.sleep(0.2)
     raise AssertionError(f"no {event} within {timeout} s ({log.name})")
 
@@ -110,20 +114,13 @@ def wait_for_shared_assignment(
     each worker's latest ``partitions_assigned`` names some, no two name the same, and
     together they name all. (A worker's first assignment can be every partition, given
     before the others joined.)"""
-    needle = b'"event": "partitions_assigned"'
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         held: list[set[int]] = []
         for log, proc in workers:
             assert proc.poll() is None, f"the worker exited with {proc.returncode}"
-            lines = (
-                [x for x in log.read_bytes().splitlines() if needle in x] if log.exists() else []
-            )
-            held.append(
-                set(orjson.loads(lines[-1][lines[-1].index(b"{") :])["partitions"])
-                if lines
-                else set()
-            )
+            assigned = logged(log, "partitions_assigned")
+            held.append(set(assigned[-1]["partitions"]) if assigned else set())
         if all(held) and sum(map(len, held)) == partitions == len(set().union(*held)):
             return held
         time.sleep(0.2)
